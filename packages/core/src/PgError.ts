@@ -1,0 +1,451 @@
+/**
+ * Typed errors of pgfx.
+ *
+ * Three families, so callers can tell "my statement was wrong" from "the
+ * connection is gone" from "I passed a bad value":
+ *
+ * - server errors (`ErrorResponse`): one tagged class per common SQLSTATE
+ *   (`UniqueViolation`, `QueryCanceled`, ...) and `ServerError` for the rest,
+ *   all carrying the full diagnostic (`sqlState`, `detail`, `hint`, ...);
+ * - `ConnectionError`: the session is unusable (socket, TLS, authentication,
+ *   timeout, server shutdown) — retry on a new connection, never on this one;
+ * - `ProtocolError` (the server said something we cannot understand) and
+ *   `ParameterError` (a value cannot be sent; detected before anything is
+ *   written, so the connection stays usable).
+ *
+ * Every error converts to effect's `SqlError` with `toSqlError`.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as SqlError from "effect/sql/SqlError"
+
+/**
+ * The fields of a server `ErrorResponse` / `NoticeResponse`, named after
+ * psycopg's `Diagnostic`.
+ *
+ * @since 0.1.0
+ */
+export interface Diagnostic {
+  readonly severity: string
+  readonly severityNonLocalized: string | undefined
+  readonly sqlState: string
+  readonly message: string
+  readonly detail: string | undefined
+  readonly hint: string | undefined
+  readonly position: number | undefined
+  readonly internalPosition: number | undefined
+  readonly internalQuery: string | undefined
+  readonly where: string | undefined
+  readonly schema: string | undefined
+  readonly table: string | undefined
+  readonly column: string | undefined
+  readonly dataType: string | undefined
+  readonly constraint: string | undefined
+  readonly file: string | undefined
+  readonly line: number | undefined
+  readonly routine: string | undefined
+}
+
+/**
+ * psycopg's DBAPI class of a SQLSTATE (`IntegrityError`, `OperationalError`,
+ * ...), derived from its first two characters.
+ *
+ * @since 0.1.0
+ */
+export type ErrorClass =
+  | "DatabaseError"
+  | "DataError"
+  | "OperationalError"
+  | "IntegrityError"
+  | "InternalError"
+  | "ProgrammingError"
+  | "NotSupportedError"
+
+const classByPrefix: Record<string, ErrorClass> = {
+  "08": "OperationalError",
+  "0A": "NotSupportedError",
+  "20": "ProgrammingError",
+  "21": "ProgrammingError",
+  "22": "DataError",
+  "23": "IntegrityError",
+  "24": "InternalError",
+  "25": "InternalError",
+  "26": "ProgrammingError",
+  "27": "OperationalError",
+  "28": "OperationalError",
+  "2B": "InternalError",
+  "2D": "InternalError",
+  "2F": "OperationalError",
+  "34": "ProgrammingError",
+  "38": "OperationalError",
+  "39": "OperationalError",
+  "3B": "OperationalError",
+  "3D": "ProgrammingError",
+  "3F": "ProgrammingError",
+  "40": "OperationalError",
+  "42": "ProgrammingError",
+  "44": "ProgrammingError",
+  "53": "OperationalError",
+  "54": "OperationalError",
+  "55": "OperationalError",
+  "57": "OperationalError",
+  "58": "OperationalError"
+}
+
+/**
+ * The DBAPI class of a SQLSTATE, with psycopg's fallback rules (two
+ * characters, then one: `F`/`H` → operational, `P` → programming, `X` →
+ * internal).
+ *
+ * @since 0.1.0
+ */
+export const errorClassOf = (sqlState: string): ErrorClass => {
+  const byTwo = classByPrefix[sqlState.slice(0, 2)]
+  if (byTwo !== undefined) return byTwo
+  switch (sqlState[0]) {
+    case "F":
+    case "H":
+      return "OperationalError"
+    case "P":
+      return "ProgrammingError"
+    case "X":
+      return "InternalError"
+    default:
+      return "DatabaseError"
+  }
+}
+
+interface ServerErrorFields extends Diagnostic {
+  /** The statement that failed, when there was one (never its parameters). */
+  readonly query: string | undefined
+}
+
+const ServerErrorBase = <const Tag extends string>(tag: Tag) =>
+  class extends Data.TaggedError(tag)<ServerErrorFields> {
+    /** psycopg's DBAPI class of this SQLSTATE. */
+    get errorClass(): ErrorClass {
+      return errorClassOf(this.sqlState)
+    }
+    override toString(): string {
+      return `${this._tag} [${this.sqlState}]: ${this.message}`
+    }
+  }
+
+/** @since 0.1.0 */
+export class UniqueViolation extends ServerErrorBase("UniqueViolation") {}
+/** @since 0.1.0 */
+export class ForeignKeyViolation extends ServerErrorBase("ForeignKeyViolation") {}
+/** @since 0.1.0 */
+export class NotNullViolation extends ServerErrorBase("NotNullViolation") {}
+/** @since 0.1.0 */
+export class CheckViolation extends ServerErrorBase("CheckViolation") {}
+/** @since 0.1.0 */
+export class ExclusionViolation extends ServerErrorBase("ExclusionViolation") {}
+/** @since 0.1.0 */
+export class SerializationFailure extends ServerErrorBase("SerializationFailure") {}
+/** @since 0.1.0 */
+export class DeadlockDetected extends ServerErrorBase("DeadlockDetected") {}
+/** 57014: a cancel request or `statement_timeout`. @since 0.1.0 */
+export class QueryCanceled extends ServerErrorBase("QueryCanceled") {}
+/** @since 0.1.0 */
+export class LockNotAvailable extends ServerErrorBase("LockNotAvailable") {}
+/** @since 0.1.0 */
+export class UndefinedTable extends ServerErrorBase("UndefinedTable") {}
+/** @since 0.1.0 */
+export class UndefinedColumn extends ServerErrorBase("UndefinedColumn") {}
+/** @since 0.1.0 */
+export class UndefinedFunction extends ServerErrorBase("UndefinedFunction") {}
+/** 42601. Named so it does not shadow the global `SyntaxError`. @since 0.1.0 */
+export class SqlSyntaxError extends ServerErrorBase("SqlSyntaxError") {}
+/** @since 0.1.0 */
+export class InsufficientPrivilege extends ServerErrorBase("InsufficientPrivilege") {}
+/** @since 0.1.0 */
+export class InFailedSqlTransaction extends ServerErrorBase("InFailedSqlTransaction") {}
+/** @since 0.1.0 */
+export class InvalidCursorName extends ServerErrorBase("InvalidCursorName") {}
+/** @since 0.1.0 */
+export class DivisionByZero extends ServerErrorBase("DivisionByZero") {}
+/** @since 0.1.0 */
+export class InvalidTextRepresentation extends ServerErrorBase("InvalidTextRepresentation") {}
+/** @since 0.1.0 */
+export class NumericValueOutOfRange extends ServerErrorBase("NumericValueOutOfRange") {}
+/** @since 0.1.0 */
+export class BadCopyFileFormat extends ServerErrorBase("BadCopyFileFormat") {}
+/** Any other SQLSTATE; see `sqlState` and `errorClass`. @since 0.1.0 */
+export class ServerError extends ServerErrorBase("ServerError") {}
+
+/**
+ * Every error the server reports for a statement.
+ *
+ * @since 0.1.0
+ */
+export type StatementError =
+  | UniqueViolation
+  | ForeignKeyViolation
+  | NotNullViolation
+  | CheckViolation
+  | ExclusionViolation
+  | SerializationFailure
+  | DeadlockDetected
+  | QueryCanceled
+  | LockNotAvailable
+  | UndefinedTable
+  | UndefinedColumn
+  | UndefinedFunction
+  | SqlSyntaxError
+  | InsufficientPrivilege
+  | InFailedSqlTransaction
+  | InvalidCursorName
+  | DivisionByZero
+  | InvalidTextRepresentation
+  | NumericValueOutOfRange
+  | BadCopyFileFormat
+  | ServerError
+
+type StatementErrorClass = new(fields: ServerErrorFields) => StatementError
+
+const classBySqlState: Record<string, StatementErrorClass> = {
+  "23505": UniqueViolation,
+  "23503": ForeignKeyViolation,
+  "23502": NotNullViolation,
+  "23514": CheckViolation,
+  "23P01": ExclusionViolation,
+  "40001": SerializationFailure,
+  "40P01": DeadlockDetected,
+  "57014": QueryCanceled,
+  "55P03": LockNotAvailable,
+  "42P01": UndefinedTable,
+  "42703": UndefinedColumn,
+  "42883": UndefinedFunction,
+  "42601": SqlSyntaxError,
+  "42501": InsufficientPrivilege,
+  "25P02": InFailedSqlTransaction,
+  "34000": InvalidCursorName,
+  "22012": DivisionByZero,
+  "22P02": InvalidTextRepresentation,
+  "22003": NumericValueOutOfRange,
+  "22P04": BadCopyFileFormat
+}
+
+/**
+ * Builds the tagged error for a server diagnostic.
+ *
+ * @since 0.1.0
+ */
+export const fromDiagnostic = (diagnostic: Diagnostic, query?: string): StatementError => {
+  const Class = classBySqlState[diagnostic.sqlState] ?? ServerError
+  return new Class({ ...diagnostic, query })
+}
+
+/**
+ * SQLSTATEs after which the session is gone: connection exceptions (class
+ * 08), operator intervention that ends the session (57P01–57P03), and
+ * `idle_in_transaction_session_timeout` (25P03).
+ *
+ * @since 0.1.0
+ */
+export const isFatalSqlState = (sqlState: string): boolean =>
+  sqlState.startsWith("08") || sqlState === "57P01" || sqlState === "57P02" || sqlState === "57P03" ||
+  sqlState === "25P03" || sqlState === "57P05"
+
+/**
+ * Why a connection is unusable.
+ *
+ * @since 0.1.0
+ */
+export type ConnectionErrorReason =
+  /** Name resolution failed. */
+  | "UnknownHost"
+  /** Nothing listens on the address. */
+  | "Refused"
+  /** `connect_timeout` or another deadline expired. */
+  | "Timeout"
+  /** The socket closed or errored under a session. */
+  | "Closed"
+  /** The server refused the login (password, role, database, limits). */
+  | "Authentication"
+  /** The server rejected the connection for another reason (e.g. too many connections). */
+  | "Rejected"
+  /** TLS negotiation or certificate verification failed. */
+  | "Tls"
+  /** The session was ended by the server (`pg_terminate_backend`, shutdown, idle timeout). */
+  | "Terminated"
+  /** No host of the list satisfied `target_session_attrs`. */
+  | "TargetSessionAttrs"
+  /** The connection was closed by us earlier, or left broken after a failed cancel. */
+  | "NotOpen"
+
+/**
+ * The connection cannot be used any more (or could not be made). Retrying on
+ * a fresh connection may succeed; this one is closed.
+ *
+ * @since 0.1.0
+ */
+export class ConnectionError extends Data.TaggedError("ConnectionError")<{
+  readonly reason: ConnectionErrorReason
+  readonly message: string
+  /** `host:port` (or socket path) of the attempt, when known. */
+  readonly address?: string | undefined
+  /** The server's SQLSTATE when the server ended or refused the session. */
+  readonly sqlState?: string | undefined
+  /** The server diagnostic, when the server said why. */
+  readonly diagnostic?: Diagnostic | undefined
+  readonly cause?: unknown
+}> {}
+
+/**
+ * The server sent bytes that are not valid protocol in the current state
+ * (malformed, oversized, unexpected). The connection is closed.
+ *
+ * @since 0.1.0
+ */
+export class ProtocolError extends Data.TaggedError("ProtocolError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/**
+ * A parameter cannot be sent: wrong count, NUL byte in text, invalid UTF-8,
+ * a number that does not fit its type, an unsupported value. Detected before
+ * anything is written, so the connection is untouched.
+ *
+ * @since 0.1.0
+ */
+export class ParameterError extends Data.TaggedError("ParameterError")<{
+  readonly message: string
+  /** 1-based index of the offending parameter, when there is one. */
+  readonly index?: number | undefined
+  readonly cause?: unknown
+}> {}
+
+/**
+ * A value of a result could not be decoded (for example invalid UTF-8 in a
+ * database that is not UTF8). The result was read to its end, so the
+ * connection stays usable.
+ *
+ * @since 0.1.0
+ */
+export class DecodeError extends Data.TaggedError("DecodeError")<{
+  readonly message: string
+  /** 0-based column index. */
+  readonly column: number
+  readonly typeOid: number
+  readonly cause?: unknown
+}> {}
+
+/**
+ * The API was used in a way that cannot work (psycopg's ProgrammingError
+ * raised by the client): for example changing autocommit inside a
+ * transaction.
+ *
+ * @since 0.1.0
+ */
+export class InterfaceError extends Data.TaggedError("InterfaceError")<{
+  readonly message: string
+}> {}
+
+/**
+ * Every error a pgfx connection operation can fail with.
+ *
+ * @since 0.1.0
+ */
+export type PgError =
+  | StatementError
+  | ConnectionError
+  | ProtocolError
+  | ParameterError
+  | DecodeError
+  | InterfaceError
+
+const statementTags = new Set<string>([
+  ...Object.values(classBySqlState).map((Class) => new Class(emptyFields())._tag),
+  "ServerError"
+])
+
+function emptyFields(): ServerErrorFields {
+  return {
+    severity: "ERROR",
+    severityNonLocalized: undefined,
+    sqlState: "",
+    message: "",
+    detail: undefined,
+    hint: undefined,
+    position: undefined,
+    internalPosition: undefined,
+    internalQuery: undefined,
+    where: undefined,
+    schema: undefined,
+    table: undefined,
+    column: undefined,
+    dataType: undefined,
+    constraint: undefined,
+    file: undefined,
+    line: undefined,
+    routine: undefined,
+    query: undefined
+  }
+}
+
+/**
+ * Whether the error came from the server's `ErrorResponse` for a statement.
+ *
+ * @since 0.1.0
+ */
+export const isStatementError = (u: unknown): u is StatementError =>
+  typeof u === "object" && u !== null && "_tag" in u && statementTags.has((u as { _tag: string })._tag) &&
+  "sqlState" in u
+
+/**
+ * Whether the value is any pgfx error.
+ *
+ * @since 0.1.0
+ */
+export const isPgError = (u: unknown): u is PgError =>
+  isStatementError(u) ||
+  (typeof u === "object" && u !== null && "_tag" in u &&
+    ["ConnectionError", "ProtocolError", "ParameterError", "DecodeError", "InterfaceError"].includes((u as { _tag: string })._tag))
+
+/**
+ * Converts a pgfx error to effect's `SqlError`, with the reason effect's own
+ * PostgreSQL client would pick for the same SQLSTATE.
+ *
+ * @since 0.1.0
+ */
+export const toSqlError = (error: PgError, operation = "execute"): SqlError.SqlError => {
+  const props = { cause: error, message: error.message, operation }
+  switch (error._tag) {
+    case "ConnectionError":
+      return new SqlError.SqlError({
+        reason: error.reason === "Authentication"
+          ? new SqlError.AuthenticationError(props)
+          : new SqlError.ConnectionError(props)
+      })
+    case "ProtocolError":
+      return new SqlError.SqlError({ reason: new SqlError.ConnectionError(props) })
+    case "ParameterError":
+    case "DecodeError":
+    case "InterfaceError":
+      return new SqlError.SqlError({ reason: new SqlError.UnknownError(props) })
+    default:
+      return new SqlError.SqlError({ reason: reasonForSqlState(error, props) })
+  }
+}
+
+const reasonForSqlState = (
+  error: StatementError,
+  props: { cause: unknown; message: string; operation: string }
+): SqlError.SqlErrorReason => {
+  const code = error.sqlState
+  if (code.startsWith("08")) return new SqlError.ConnectionError(props)
+  if (code.startsWith("28")) return new SqlError.AuthenticationError(props)
+  if (code === "42501") return new SqlError.AuthorizationError(props)
+  if (code.startsWith("42")) return new SqlError.SqlSyntaxError(props)
+  if (code === "23505") return new SqlError.UniqueViolation({ ...props, constraint: error.constraint ?? "unknown" })
+  if (code.startsWith("23")) return new SqlError.ConstraintError(props)
+  if (code === "40P01") return new SqlError.DeadlockError(props)
+  if (code === "40001") return new SqlError.SerializationError(props)
+  if (code === "55P03") return new SqlError.LockTimeoutError(props)
+  if (code === "57014") return new SqlError.StatementTimeoutError(props)
+  return new SqlError.UnknownError(props)
+}

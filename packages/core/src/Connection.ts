@@ -1,0 +1,824 @@
+/**
+ * A PostgreSQL connection as a scoped Effect resource: psycopg's
+ * `Connection`, on pgfx's own engine.
+ *
+ * - `connect(config)` opens it (host list, TLS, authentication) and closing
+ *   the scope sends Terminate, on every exit path.
+ * - `execute(sql, params?)`: with parameters, the extended protocol with bind
+ *   values and a cache of named prepared statements; without, the simple
+ *   protocol, so multi-statement scripts work.
+ * - Concurrent callers are queued, never interleaved on the wire.
+ * - Interrupting a running statement sends a CancelRequest and drains the
+ *   response; if that cannot finish in time the connection is closed and
+ *   reported broken, never reused.
+ *
+ * @since 0.1.0
+ */
+import * as PgProtocol from "@effect/sql-pg/PgProtocol"
+import * as PgTypes from "@effect/sql-pg/PgTypes"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import * as dns from "node:dns"
+import * as net from "node:net"
+import * as PgConfig from "./PgConfig.ts"
+import {
+  ConnectionError,
+  type Diagnostic,
+  type PgError,
+  ParameterError,
+  type ProtocolError
+} from "./PgError.ts"
+import { encodeQuery } from "./internal/frontend.ts"
+import { toParameters } from "./internal/parameters.ts"
+import { parseCommandTag, QueryHandler, type QueryOutcome } from "./internal/query.ts"
+import { resultFormat } from "./internal/rowReader.ts"
+import { describeEndpoint, type Endpoint, negotiateTls, openSocket } from "./internal/socket.ts"
+import { makeStartup, type StartupResult } from "./internal/startup.ts"
+import { StatementCache } from "./internal/statementCache.ts"
+import { Wire } from "./internal/wire.ts"
+
+/**
+ * libpq's transaction status of the session, from the last ReadyForQuery.
+ *
+ * @since 0.1.0
+ */
+export type TransactionStatus = "IDLE" | "INTRANS" | "INERROR" | "ACTIVE" | "UNKNOWN"
+
+/**
+ * What the server told us about the session (psycopg's `conn.info`). Values
+ * are live: ParameterStatus messages update them.
+ *
+ * @since 0.1.0
+ */
+export interface ConnectionInfo {
+  readonly backendPid: number
+  /** `server_version_num` style: 150020 for 15.20, 180004 for 18.4. */
+  readonly serverVersion: number
+  readonly transactionStatus: TransactionStatus
+  readonly parameters: ReadonlyMap<string, string>
+  readonly parameterStatus: (name: string) => string | undefined
+  readonly host: string
+  readonly port: number
+  readonly database: string
+  readonly user: string
+  /** Whether the session runs over TLS. */
+  readonly encrypted: boolean
+  /** The connection settings, without the password. */
+  readonly dsn: string
+}
+
+/**
+ * A result column.
+ *
+ * @since 0.1.0
+ */
+export interface Field {
+  readonly name: string
+  readonly typeOid: number
+  readonly typeModifier: number
+  readonly tableOid: number
+  readonly columnNumber: number
+  /** Size of the type in bytes, negative for variable-length types. */
+  readonly typeSize: number
+}
+
+/**
+ * The result of one statement. Rows are arrays in column order (psycopg's
+ * tuple rows); see `RowFactory` for other shapes.
+ *
+ * @since 0.1.0
+ */
+export interface QueryResult {
+  /** The command, e.g. `SELECT`, `INSERT`, `CREATE TABLE`. */
+  readonly command: string
+  /** The full command tag, e.g. `INSERT 0 3`. */
+  readonly commandTag: string
+  /** Rows affected or returned, for the commands that report it. */
+  readonly rowCount: number | undefined
+  readonly rows: ReadonlyArray<ReadonlyArray<unknown>>
+  readonly fields: ReadonlyArray<Field>
+  /** Every statement's result, for a multi-statement simple query; otherwise just this one. */
+  readonly results: ReadonlyArray<QueryResult>
+}
+
+/**
+ * Per-call options of `execute`.
+ *
+ * @since 0.1.0
+ */
+export interface ExecuteOptions {
+  /** `true` prepares now, `false` never prepares; unset follows `prepareThreshold`. */
+  readonly prepare?: boolean | undefined
+}
+
+/**
+ * Options of `connect` beyond the connection settings.
+ *
+ * @since 0.1.0
+ */
+export interface ConnectOptions {
+  /**
+   * Executions of the same statement before it is prepared (psycopg's
+   * `prepare_threshold`, default 5; 0 prepares at once). `null` never
+   * prepares: use it behind transaction-mode poolers such as PgBouncer.
+   */
+  readonly prepareThreshold?: number | null | undefined
+  /** Prepared statements kept per connection, least recently used evicted (default 100). */
+  readonly preparedMax?: number | undefined
+  /** Bound on the cancel side-connection (default 5 s). */
+  readonly cancelTimeout?: Duration.Input | undefined
+  /** Bound on reading the rest of a cancelled statement's response (default 5 s). */
+  readonly drainTimeout?: Duration.Input | undefined
+  /** Default per-attempt connect timeout when the settings give none (default 30 s). */
+  readonly defaultConnectTimeout?: Duration.Input | undefined
+}
+
+/**
+ * An open connection.
+ *
+ * @since 0.1.0
+ */
+export interface Connection {
+  readonly info: ConnectionInfo
+  /** Closed by `close` or by its scope, or lost. */
+  readonly closed: boolean
+  /** Lost without `close` (server terminated it, network, failed cancel). */
+  readonly broken: boolean
+  /**
+   * Runs one statement, or a script of several when there are no
+   * parameters. Parameters always travel as bind values (`$1`, `$2`, …).
+   */
+  readonly execute: (
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: ExecuteOptions
+  ) => Effect.Effect<QueryResult, PgError>
+  /** Asks the server to cancel the running statement (a CancelRequest on a new socket). */
+  readonly cancel: Effect.Effect<void, ConnectionError>
+  /** Sends Terminate and closes the socket. Idempotent. */
+  readonly close: Effect.Effect<void>
+  /** Notices the server sent outside any statement are logged; this hook also receives every notice. */
+  readonly onNotice: (listener: (notice: Diagnostic) => void) => () => void
+}
+
+/**
+ * The service tag of a connection provided by a layer.
+ *
+ * @since 0.1.0
+ */
+export class PgConnection extends Context.Service<PgConnection, Connection>()("@pgfx/core/Connection") {}
+
+const statusName: Record<PgProtocol.TransactionStatus, TransactionStatus> = {
+  I: "IDLE",
+  T: "INTRANS",
+  E: "INERROR"
+}
+
+const parseServerVersion = (text: string | undefined): number => {
+  const match = /^(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(text ?? "")
+  if (match === null) return 0
+  const major = Number(match[1])
+  return major >= 10 ? major * 10000 + Number(match[2] ?? 0) : major * 10000 + Number(match[2] ?? 0) * 100 +
+    Number(match[3] ?? 0)
+}
+
+const encodeBind = PgProtocol.makeBindEncoder(PgTypes.writeParameter, PgTypes.isTextFormat)
+const SYNC = PgProtocol.encodeSync()
+const EXECUTE_ALL = PgProtocol.encodeExecute({ portal: "", maxRows: 0 })
+const DESCRIBE_PORTAL = PgProtocol.encodeDescribe({ target: "portal", name: "" })
+
+/**
+ * Rewrites the result-format codes at the end of a Bind frame (`PgProtocol`
+ * asks for binary everywhere): `formats` per column, or all text.
+ */
+const withResultFormats = (bind: Uint8Array, formats: ReadonlyArray<0 | 1> | "text"): Uint8Array => {
+  if (formats === "text") {
+    bind[bind.length - 1] = 0
+    return bind
+  }
+  if (formats.every((format) => format === 1)) return bind
+  const head = bind.length - 4
+  const out = new Uint8Array(head + 2 + formats.length * 2)
+  out.set(bind.subarray(0, head))
+  const view = new DataView(out.buffer)
+  view.setInt16(head, formats.length)
+  formats.forEach((format, index) => view.setInt16(head + 2 + index * 2, format))
+  view.setInt32(1, out.length - 1)
+  return out
+}
+
+const toField = (field: PgProtocol.FieldDescription): Field => ({
+  name: field.name,
+  typeOid: field.dataTypeOid,
+  typeModifier: field.typeModifier,
+  tableOid: field.tableOid,
+  columnNumber: field.columnAttributeNumber,
+  typeSize: field.dataTypeSize
+})
+
+const toQueryResult = (outcome: QueryOutcome): QueryResult => {
+  const results = outcome.results.map((set): QueryResult => {
+    const { command, rowCount } = parseCommandTag(set.commandTag)
+    const result: QueryResult = {
+      command,
+      commandTag: set.commandTag,
+      rowCount,
+      rows: set.rows,
+      fields: set.fields.map(toField),
+      results: []
+    }
+    return result
+  })
+  const first = results[0] ?? { command: "", commandTag: "", rowCount: undefined, rows: [], fields: [], results: [] }
+  return { ...first, results }
+}
+
+const logNotices = (notices: ReadonlyArray<Diagnostic>) =>
+  notices.length === 0 ? Effect.void : Effect.forEach(notices, logNotice, { discard: true })
+
+const logNotice = (notice: Diagnostic) => {
+  const line = `${notice.severity}: ${notice.message}`
+  const log = notice.severityNonLocalized === "WARNING"
+    ? Effect.logWarning(line)
+    : notice.severityNonLocalized === "DEBUG"
+    ? Effect.logDebug(line)
+    : Effect.logInfo(line)
+  return log.pipe(Effect.annotateLogs({ sqlState: notice.sqlState, source: "postgresql" }))
+}
+
+class ConnectionImpl implements Connection {
+  private readonly lock = Semaphore.makeUnsafe(1)
+  private readonly statements: StatementCache
+  private readonly parameters: Map<string, string>
+  private status: TransactionStatus
+  private closedByUser = false
+  private readonly noticeListeners = new Set<(notice: Diagnostic) => void>()
+  private readonly strayNotices: Array<Diagnostic> = []
+  readonly info: ConnectionInfo
+
+  constructor(
+    private readonly wire: Wire,
+    private readonly endpoint: Endpoint,
+    startup: StartupResult,
+    config: PgConfig.PgConfig,
+    private readonly options: {
+      readonly prepareThreshold: number | null
+      readonly preparedMax: number
+      readonly cancelTimeout: Duration.Duration
+      readonly drainTimeout: Duration.Duration
+    },
+    encrypted: boolean
+  ) {
+    this.parameters = startup.parameters
+    this.status = statusName[startup.transactionStatus]
+    this.statements = new StatementCache(options.preparedMax)
+    const self = this
+    this.info = {
+      backendPid: startup.pid,
+      get serverVersion() {
+        return parseServerVersion(self.parameters.get("server_version"))
+      },
+      get transactionStatus() {
+        return self.wire.closed ? "UNKNOWN" : self.wire.pending > 0 ? "ACTIVE" : self.status
+      },
+      parameters: this.parameters,
+      parameterStatus: (name) => this.parameters.get(name),
+      host: endpoint.host,
+      port: endpoint.port,
+      database: config.database,
+      user: config.user,
+      encrypted,
+      dsn: PgConfig.describe(config)
+    }
+    wire.setHooks({
+      onNotification: () => {},
+      onParameterStatus: (name, value) => {
+        this.parameters.set(name, value)
+      },
+      onNotice: (notice) => {
+        this.strayNotices.push(notice)
+        this.emitNotice(notice)
+      },
+      onReadyForQuery: (status) => {
+        this.status = statusName[status]
+      },
+      onClose: () => {}
+    })
+    this.secret = startup.secret
+  }
+
+  private readonly secret: number
+
+  get closed(): boolean {
+    return this.wire.closed
+  }
+
+  get broken(): boolean {
+    return this.wire.closed && !this.closedByUser
+  }
+
+  onNotice(listener: (notice: Diagnostic) => void): () => void {
+    this.noticeListeners.add(listener)
+    return () => this.noticeListeners.delete(listener)
+  }
+
+  private emitNotice(notice: Diagnostic): void {
+    for (const listener of this.noticeListeners) listener(notice)
+  }
+
+  private notOpen(): ConnectionError | ProtocolError {
+    return this.wire.closeError ??
+      new ConnectionError({ reason: "NotOpen", message: "the connection is closed", address: this.info.dsn })
+  }
+
+  /**
+   * Writes one request and waits for its response with the connection to
+   * itself. Interruption while the server works cancels and drains.
+   */
+  private request(frames: ReadonlyArray<Uint8Array>, handler: QueryHandler) {
+    return this.lock.withPermit(
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          if (this.wire.closed) return Effect.fail(this.notOpen())
+          this.wire.enqueue(handler)
+          this.wire.writeAll(frames)
+          return restore(handler.await).pipe(
+            Effect.onInterrupt(() => this.cancelAndDrain(handler))
+          )
+        })
+      )
+    )
+  }
+
+  /**
+   * After an interruption: the statement may still run on the server. Send a
+   * cancel and read the response to its end, within bounds; otherwise the
+   * session cannot be trusted and is closed.
+   */
+  private cancelAndDrain(handler: QueryHandler): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      if (handler.done || self.wire.closed) return
+      const cancelled = yield* Effect.exit(self.cancel)
+      if (Exit.isFailure(cancelled)) {
+        yield* Effect.logWarning("pgfx: cancel request failed; closing the connection").pipe(
+          Effect.annotateLogs({ backendPid: self.info.backendPid })
+        )
+        self.wire.destroy(self.brokenError("the cancel request failed"))
+        return
+      }
+      const drained = yield* handler.await.pipe(
+        Effect.timeoutOption(self.options.drainTimeout),
+        Effect.exit
+      )
+      if (Exit.isSuccess(drained) && drained.value._tag === "Some") return
+      if (!self.wire.closed) {
+        yield* Effect.logWarning("pgfx: cancelled statement did not end in time; closing the connection").pipe(
+          Effect.annotateLogs({ backendPid: self.info.backendPid })
+        )
+        self.wire.destroy(self.brokenError("a cancelled statement did not end in time"))
+      }
+    })
+  }
+
+  private brokenError(why: string): ConnectionError {
+    return new ConnectionError({
+      reason: "NotOpen",
+      message: `the connection was closed because ${why}`,
+      address: describeEndpoint(this.endpoint)
+    })
+  }
+
+  get cancel(): Effect.Effect<void, ConnectionError> {
+    const endpoint = this.endpoint
+    const where = describeEndpoint(endpoint)
+    const bytes = PgProtocol.encodeCancelRequest({ pid: this.info.backendPid, secret: this.secret })
+    // The postmaster closes the cancel socket once it has signalled the
+    // backend; waiting for that close orders the cancel before our next
+    // statement, so it cannot hit the wrong one.
+    return openSocket(endpoint, { enable: false }).pipe(
+      Effect.flatMap((socket) =>
+        Effect.callback<void, ConnectionError>((resume) => {
+          socket.on("error", () => {})
+          socket.once("close", () => resume(Effect.void))
+          socket.resume()
+          socket.end(bytes)
+          return Effect.sync(() => socket.destroy())
+        })
+      ),
+      Effect.timeoutOrElse({
+        duration: this.options.cancelTimeout,
+        orElse: () =>
+          Effect.fail(
+            new ConnectionError({ reason: "Timeout", message: `cancel request to ${where} timed out`, address: where })
+          )
+      })
+    )
+  }
+
+  get close(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (this.wire.closed) return
+      this.closedByUser = true
+      this.wire.terminate()
+    })
+  }
+
+  execute(sql: string, params?: ReadonlyArray<unknown>, options?: ExecuteOptions): Effect.Effect<QueryResult, PgError> {
+    if (params === undefined) return this.simple(sql)
+    const parameters = toParameters(params)
+    if (Result.isFailure(parameters)) return Effect.fail(parameters.failure)
+    return this.extended(sql, parameters.success, options?.prepare)
+  }
+
+  private simple(sql: string): Effect.Effect<QueryResult, PgError> {
+    if (sql.includes("\u0000")) {
+      return Effect.fail(new ParameterError({ message: "the query text contains a NUL byte" }))
+    }
+    const handler = new QueryHandler(sql, undefined)
+    return this.finish(sql, this.request([encodeQuery(sql)], handler))
+  }
+
+  private extended(
+    sql: string,
+    parameters: ReadonlyArray<PgTypes.Parameter>,
+    prepare: boolean | undefined
+  ): Effect.Effect<QueryResult, PgError> {
+    if (sql.includes("\u0000")) {
+      return Effect.fail(new ParameterError({ message: "the query text contains a NUL byte" }))
+    }
+    const oids = parameters.map((parameter) => parameter.oid)
+    const key = oids.length === 0 ? sql : `${sql}\u0000${oids.join(",")}`
+    const frames: Array<Uint8Array> = []
+    for (const name of this.statements.takeEvicted()) {
+      frames.push(PgProtocol.encodeClose({ target: "statement", name }))
+    }
+    const cached = prepare === false ? undefined : this.statements.get(key)
+    let handler: QueryHandler
+    let preparing: string | undefined
+    if (cached !== undefined) {
+      const bind = encodeBind({ portal: "", statement: cached.name, parameters })
+      if (Result.isFailure(bind)) return Effect.fail(bindError(bind.failure))
+      frames.push(withResultFormats(bind.success, cached.formats), EXECUTE_ALL, SYNC)
+      handler = new QueryHandler(sql, cached.fields)
+    } else {
+      const threshold = this.options.prepareThreshold
+      const wanted = prepare === true ||
+        (prepare === undefined && threshold !== null && this.statements.countUse(key) >= threshold)
+      preparing = wanted ? this.statements.nextName() : undefined
+      const bind = encodeBind({ portal: "", statement: preparing ?? "", parameters })
+      if (Result.isFailure(bind)) return Effect.fail(bindError(bind.failure))
+      const parse = PgProtocol.encodeParse({ name: preparing ?? "", query: sql, parameterTypes: oids })
+      if (Result.isFailure(parse)) return Effect.fail(bindError(parse.failure))
+      // First runs ask for text results: the column types are not known
+      // before Bind, and text decodes every type. Prepared runs get binary.
+      frames.push(parse.success, withResultFormats(bind.success, "text"), DESCRIBE_PORTAL, EXECUTE_ALL, SYNC)
+      handler = new QueryHandler(sql, undefined)
+    }
+    const run = this.request(frames, handler).pipe(
+      Effect.tap((outcome) =>
+        Effect.sync(() => {
+          if (preparing !== undefined && outcome.error === undefined && outcome.description !== undefined) {
+            const fields = outcome.description.map((field) => ({ ...field, format: resultFormat(field.dataTypeOid) }))
+            this.statements.set(key, { name: preparing, fields, formats: fields.map((field) => field.format) })
+          }
+        })
+      )
+    )
+    return this.finish(sql, run)
+  }
+
+  private finish(
+    sql: string,
+    run: Effect.Effect<QueryOutcome, ConnectionError | ProtocolError>
+  ): Effect.Effect<QueryResult, PgError> {
+    return Effect.flatMap(run, (outcome) => {
+      for (const result of outcome.results) this.statements.observe(result.commandTag)
+      for (const notice of outcome.notices) this.emitNotice(notice)
+      const logged = logNotices(outcome.notices)
+      if (outcome.error !== undefined) {
+        return Effect.andThen(logged, Effect.fail(outcome.error))
+      }
+      return Effect.as(logged, toQueryResult(outcome))
+    }).pipe(Effect.withSpan("pgfx.execute", { attributes: { "db.statement": sql, "db.system": "postgresql" } }))
+  }
+}
+
+const bindError = (cause: { readonly message: string }) =>
+  new ParameterError({ message: `cannot encode parameters: ${cause.message}`, cause })
+
+// -----------------------------------------------------------------------------
+// connecting
+// -----------------------------------------------------------------------------
+
+interface Attempt {
+  readonly endpoint: Endpoint
+  readonly hostaddr: string | undefined
+}
+
+const resolveAttempts = (config: PgConfig.PgConfig) =>
+  Effect.gen(function*() {
+    const hosts = config.loadBalanceHosts === "random" ? shuffle(config.hosts) : config.hosts
+    const attempts: Array<Attempt | { readonly failed: ConnectionError; readonly host: PgConfig.HostSpec }> = []
+    for (const host of hosts) {
+      if (host.host.startsWith("/")) {
+        attempts.push({
+          endpoint: { host: host.host, address: `${host.host}/.s.PGSQL.${host.port}`, port: host.port, unix: true },
+          hostaddr: undefined
+        })
+        continue
+      }
+      if (host.hostaddr !== undefined) {
+        attempts.push({
+          endpoint: { host: host.host || host.hostaddr, address: host.hostaddr, port: host.port, unix: false },
+          hostaddr: host.hostaddr
+        })
+        continue
+      }
+      if (net.isIP(host.host) !== 0) {
+        attempts.push({ endpoint: { host: host.host, address: host.host, port: host.port, unix: false }, hostaddr: host.host })
+        continue
+      }
+      const addresses = yield* Effect.tryPromise({
+        try: () => dns.promises.lookup(host.host, { all: true }),
+        catch: (cause) =>
+          new ConnectionError({
+            reason: "UnknownHost",
+            message: `could not translate host name "${host.host}" to an address`,
+            address: `${host.host}:${host.port}`,
+            cause
+          })
+      }).pipe(Effect.result)
+      if (Result.isFailure(addresses)) {
+        attempts.push({ failed: addresses.failure, host })
+        continue
+      }
+      const list = config.loadBalanceHosts === "random" ? shuffle(addresses.success) : addresses.success
+      for (const address of list) {
+        attempts.push({
+          endpoint: { host: host.host, address: address.address, port: host.port, unix: false },
+          hostaddr: address.address
+        })
+      }
+    }
+    return attempts
+  })
+
+const shuffle = <A>(items: ReadonlyArray<A>): Array<A> => {
+  const out = items.slice()
+  for (let index = out.length - 1; index > 0; index--) {
+    const other = Math.floor(Math.random() * (index + 1))
+    ;[out[index], out[other]] = [out[other], out[index]]
+  }
+  return out
+}
+
+/** Whether a fresh session satisfies `target_session_attrs`. */
+const checkSessionAttrs = (
+  connection: ConnectionImpl,
+  wanted: PgConfig.TargetSessionAttrs
+): Effect.Effect<boolean, PgError> =>
+  Effect.gen(function*() {
+    if (wanted === "any") return true
+    const readOnly = isReadOnly(connection)
+    const standby = isStandby(connection)
+    switch (wanted) {
+      case "read-write":
+        return !(yield* readOnly)
+      case "read-only":
+        return yield* readOnly
+      case "primary":
+        return !(yield* standby)
+      case "standby":
+      case "prefer-standby":
+        return yield* standby
+    }
+    return true
+  })
+
+// Servers 14+ report both settings at startup; older ones are asked.
+const isReadOnly = (connection: ConnectionImpl) => {
+  const reported = connection.info.parameterStatus("default_transaction_read_only")
+  const standby = connection.info.parameterStatus("in_hot_standby")
+  if (reported !== undefined && standby !== undefined) return Effect.succeed(reported === "on" || standby === "on")
+  return Effect.map(connection.execute("SHOW transaction_read_only"), (result) => result.rows[0]?.[0] === "on")
+}
+
+const isStandby = (connection: ConnectionImpl) => {
+  const reported = connection.info.parameterStatus("in_hot_standby")
+  if (reported !== undefined) return Effect.succeed(reported === "on")
+  return Effect.map(connection.execute("SELECT pg_catalog.pg_is_in_recovery()"), (result) => result.rows[0]?.[0] === true)
+}
+
+/** Startup on an open socket: returns a ready connection. */
+const handshake = (
+  transport: { readonly socket: net.Socket; readonly encrypted: boolean },
+  endpoint: Endpoint,
+  config: PgConfig.PgConfig,
+  password: Redacted.Redacted<string> | undefined,
+  options: ResolvedOptions
+) =>
+  Effect.callback<ConnectionImpl, ConnectionError | ProtocolError>((resume) => {
+    const where = describeEndpoint(endpoint)
+    const wire = new Wire(transport.socket, where)
+    const machine = makeStartup({
+      user: config.user,
+      database: config.database,
+      password: () => password === undefined ? undefined : Redacted.value(password),
+      parameters: {
+        application_name: config.applicationName,
+        options: config.options
+      },
+      address: where
+    })
+    let ready: ConnectionImpl | undefined
+    wire.enqueue({
+      onMessage: (message) => {
+        const step = machine.onMessage(message)
+        switch (step._tag) {
+          case "Send":
+            wire.write(step.bytes)
+            return false
+          case "Continue":
+            return false
+          case "Failed":
+            resume(Effect.fail(step.error))
+            wire.destroy(step.error)
+            return true
+          case "Ready":
+            ready = new ConnectionImpl(wire, endpoint, step.result, config, options, transport.encrypted)
+            return true
+        }
+      },
+      onDone: () => {
+        if (ready !== undefined) resume(Effect.succeed(ready))
+      },
+      onClose: (error) => resume(Effect.fail(error))
+    })
+    wire.write(machine.start())
+    return Effect.sync(() => wire.destroy(new ConnectionError({ reason: "NotOpen", message: "connect interrupted" })))
+  })
+
+interface ResolvedOptions {
+  readonly prepareThreshold: number | null
+  readonly preparedMax: number
+  readonly cancelTimeout: Duration.Duration
+  readonly drainTimeout: Duration.Duration
+}
+
+const attemptOne = (
+  attempt: Attempt,
+  config: PgConfig.PgConfig,
+  options: ResolvedOptions,
+  timeout: Duration.Duration
+): Effect.Effect<ConnectionImpl, PgError> => {
+  const where = describeEndpoint(attempt.endpoint)
+  return Effect.gen(function*() {
+    const password = yield* PgConfig.passwordFor(config, {
+      host: attempt.endpoint.host,
+      port: attempt.endpoint.port,
+      hostaddr: attempt.hostaddr
+    })
+    const socket = yield* openSocket(attempt.endpoint, {
+      enable: config.keepalives,
+      idleSeconds: config.keepalivesIdle
+    })
+    const transport = yield* negotiateTls(socket, attempt.endpoint, {
+      sslmode: config.sslmode,
+      sslrootcert: config.sslrootcert,
+      sslcert: config.sslcert,
+      sslkey: config.sslkey,
+      sslpassword: config.sslpassword === undefined ? undefined : Redacted.value(config.sslpassword)
+    }).pipe(Effect.onError(() => Effect.sync(() => socket.destroy())))
+    return yield* handshake(transport, attempt.endpoint, config, password, options)
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () =>
+        Effect.fail(
+          new ConnectionError({
+            reason: "Timeout",
+            message: `connection to ${where} timed out after ${Duration.format(timeout)} (connect_timeout)`,
+            address: where
+          })
+        )
+    })
+  )
+}
+
+const describeAttempt = (endpoint: Endpoint, hostaddr: string | undefined) =>
+  `host: '${endpoint.host}', port: '${endpoint.port}', hostaddr: '${hostaddr ?? ""}'`
+
+/**
+ * Settings accepted by `connect`: a conninfo string or URL, an object, or an
+ * already resolved `PgConfig`.
+ *
+ * @since 0.1.0
+ */
+export type ConnectionSettings = string | PgConfig.PgConfigInput | PgConfig.PgConfig
+
+const isResolved = (settings: ConnectionSettings): settings is PgConfig.PgConfig =>
+  typeof settings === "object" && Array.isArray((settings as PgConfig.PgConfig).hosts) &&
+  typeof (settings as PgConfig.PgConfig).sslmode === "string"
+
+/**
+ * Resolves the settings (with the `PG*` environment variables and defaults)
+ * and opens a connection that lives as long as the scope. Hosts are tried in
+ * order (shuffled with `load_balance_hosts=random`), each address with its
+ * own `connect_timeout`, until one satisfies `target_session_attrs`.
+ *
+ * @since 0.1.0
+ */
+export const connect = (
+  settings: ConnectionSettings = "",
+  options?: ConnectOptions
+): Effect.Effect<Connection, PgError | PgConfig.PgConfigError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = isResolved(settings) ? settings : yield* PgConfig.make(settings)
+    const resolved: ResolvedOptions = {
+      prepareThreshold: options?.prepareThreshold === undefined ? 5 : options.prepareThreshold,
+      preparedMax: options?.preparedMax ?? 100,
+      cancelTimeout: Duration.fromInputUnsafe(options?.cancelTimeout ?? "5 seconds"),
+      drainTimeout: Duration.fromInputUnsafe(options?.drainTimeout ?? "5 seconds")
+    }
+    const timeout = config.connectTimeout !== undefined && config.connectTimeout > 0
+      ? Duration.seconds(config.connectTimeout)
+      : Duration.fromInputUnsafe(options?.defaultConnectTimeout ?? "30 seconds")
+    return yield* Effect.acquireRelease(
+      openFirst(config, resolved, timeout),
+      (connection) => connection.close
+    )
+  })
+
+const openFirst = (config: PgConfig.PgConfig, options: ResolvedOptions, timeout: Duration.Duration) =>
+  Effect.gen(function*() {
+    const attempts = yield* resolveAttempts(config)
+    const failures: Array<{ readonly label: string; readonly error: PgError }> = []
+    const passes: ReadonlyArray<PgConfig.TargetSessionAttrs> = config.targetSessionAttrs === "prefer-standby"
+      ? ["standby", "any"]
+      : [config.targetSessionAttrs]
+    for (const wanted of passes) {
+      for (const attempt of attempts) {
+        if ("failed" in attempt) {
+          if (wanted === passes[0]) {
+            failures.push({ label: describeAttempt({ host: attempt.host.host, port: attempt.host.port, address: "", unix: false }, undefined), error: attempt.failed })
+          }
+          continue
+        }
+        const label = describeAttempt(attempt.endpoint, attempt.hostaddr)
+        const opened = yield* Effect.result(attemptOne(attempt, config, options, timeout))
+        if (Result.isFailure(opened)) {
+          failures.push({ label, error: opened.failure })
+          continue
+        }
+        const connection = opened.success
+        const accepted = yield* Effect.result(checkSessionAttrs(connection, wanted))
+        if (Result.isSuccess(accepted) && accepted.success) return connection
+        yield* connection.close
+        failures.push({
+          label,
+          error: Result.isFailure(accepted) ? accepted.failure : new ConnectionError({
+            reason: "TargetSessionAttrs",
+            message: `server does not satisfy target_session_attrs=${wanted}`,
+            address: describeEndpoint(attempt.endpoint)
+          })
+        })
+      }
+    }
+    return yield* Effect.fail(aggregate(failures))
+  })
+
+/** One failure is returned as it is; several are summarised like psycopg does. */
+const aggregate = (failures: ReadonlyArray<{ readonly label: string; readonly error: PgError }>): PgError => {
+  if (failures.length === 0) {
+    return new ConnectionError({ reason: "UnknownHost", message: "no host to connect to" })
+  }
+  const last = failures[failures.length - 1].error
+  if (failures.length === 1) return last
+  const message = `${last.message}\nMultiple connection attempts failed. All failures were:\n` +
+    failures.map((failure) => `- ${failure.label}: ${failure.error.message}`).join("\n")
+  return new ConnectionError({
+    reason: last._tag === "ConnectionError" ? last.reason : "Rejected",
+    message,
+    address: last._tag === "ConnectionError" ? last.address : undefined,
+    sqlState: last._tag === "ConnectionError" ? last.sqlState : undefined,
+    cause: failures.map((failure) => failure.error)
+  })
+}
+
+/**
+ * A layer providing `PgConnection`, open for the layer's lifetime.
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  settings: ConnectionSettings = "",
+  options?: ConnectOptions
+): Layer.Layer<PgConnection, PgError | PgConfig.PgConfigError> => Layer.effect(PgConnection, connect(settings, options))

@@ -1,0 +1,14 @@
+/**
+ * @pgfx/core: PostgreSQL connections for Effect, after psycopg 3.
+ *
+ * @since 0.1.0
+ */
+
+/** Connection settings: conninfo strings, URLs, objects and `PG*` variables. @since 0.1.0 */
+export * as PgConfig from "./PgConfig.ts"
+
+/** Typed errors: server errors by SQLSTATE, connection, protocol and parameter errors. @since 0.1.0 */
+export * as PgError from "./PgError.ts"
+
+/** A connection as a scoped resource: connect, execute, cancel, close. @since 0.1.0 */
+export * as Connection from "./Connection.ts"

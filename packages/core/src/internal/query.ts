@@ -1,0 +1,177 @@
+/**
+ * The response side of a simple or extended query, as an I/O-free handler:
+ * it collects result sets, the first error, notices and the final
+ * transaction status, and completes on ReadyForQuery.
+ */
+import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
+import * as Effect from "effect/Effect"
+import {
+  type ConnectionError,
+  type DecodeError,
+  type Diagnostic,
+  fromDiagnostic,
+  InterfaceError,
+  ParameterError,
+  type ProtocolError,
+  type StatementError
+} from "../PgError.ts"
+import { encodeCopyFail } from "./frontend.ts"
+import { toDiagnostic } from "./diagnostic.ts"
+import { makeFieldReader } from "./rowReader.ts"
+import type { WireContext, WireHandler } from "./wire.ts"
+
+/** One statement's result. */
+export interface ResultSet {
+  /** The full command tag, e.g. `INSERT 0 3`. */
+  readonly commandTag: string
+  readonly fields: ReadonlyArray<PgProtocol.FieldDescription>
+  readonly rows: Array<ReadonlyArray<unknown>>
+}
+
+export interface QueryOutcome {
+  readonly results: ReadonlyArray<ResultSet>
+  readonly error: StatementError | ParameterError | DecodeError | InterfaceError | undefined
+  readonly notices: ReadonlyArray<Diagnostic>
+  readonly status: PgProtocol.TransactionStatus
+  /** The row description seen for the (single) statement, for the statement cache. */
+  readonly description: ReadonlyArray<PgProtocol.FieldDescription> | undefined
+}
+
+/** Splits a command tag into its command and row count (`INSERT 0 3` → `INSERT`, 3). */
+export const parseCommandTag = (tag: string): { command: string; rowCount: number | undefined } => {
+  const space = tag.indexOf(" ")
+  if (space < 0) return { command: tag, rowCount: undefined }
+  const command = tag.slice(0, space)
+  const last = tag.lastIndexOf(" ")
+  const count = Number(tag.slice(last + 1))
+  const counted = command === "SELECT" || command === "INSERT" || command === "UPDATE" || command === "DELETE" ||
+    command === "MERGE" || command === "FETCH" || command === "MOVE" || command === "COPY"
+  return { command, rowCount: counted && Number.isFinite(count) ? count : undefined }
+}
+
+export class QueryHandler implements WireHandler {
+  private readonly results: Array<ResultSet> = []
+  private readonly notices: Array<Diagnostic> = []
+  private current: { fields: ReadonlyArray<PgProtocol.FieldDescription>; rows: Array<ReadonlyArray<unknown>> } | undefined
+  private error: QueryOutcome["error"]
+  private description: ReadonlyArray<PgProtocol.FieldDescription> | undefined
+  private outcome: QueryOutcome | undefined
+  private lost: ConnectionError | ProtocolError | undefined
+  private resume: ((effect: Effect.Effect<QueryOutcome, ConnectionError | ProtocolError>) => void) | undefined
+
+  /**
+   * @param query the SQL, attached to server errors
+   * @param preset the cached row description of a prepared statement, whose
+   *   Bind carries no Describe
+   */
+  constructor(
+    readonly query: string,
+    private readonly preset: ReadonlyArray<PgProtocol.FieldDescription> | undefined
+  ) {}
+
+  /** Completes with the outcome once ReadyForQuery arrives; may be awaited again after an interruption. */
+  readonly await: Effect.Effect<QueryOutcome, ConnectionError | ProtocolError> = Effect.callback((resume) => {
+    if (this.outcome !== undefined) return resume(Effect.succeed(this.outcome))
+    if (this.lost !== undefined) return resume(Effect.fail(this.lost))
+    this.resume = resume
+    return Effect.sync(() => {
+      if (this.resume === resume) this.resume = undefined
+    })
+  })
+
+  get done(): boolean {
+    return this.outcome !== undefined || this.lost !== undefined
+  }
+
+  private readonly onDecodeError = (error: DecodeError) => {
+    this.error ??= error
+  }
+
+  private startResult(context: WireContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
+    this.current = { fields, rows: [] }
+    context.setFieldReader(fields.length === 0 ? undefined : makeFieldReader(fields, this.onDecodeError))
+  }
+
+  onNotice(notice: Diagnostic): void {
+    this.notices.push(notice)
+  }
+
+  onMessage(message: PgProtocol.BackendMessage<unknown>, context: WireContext): boolean {
+    switch (message._tag) {
+      case "DataRow":
+        this.current?.rows.push(message.values)
+        return false
+      case "BindComplete":
+        if (this.preset !== undefined) this.startResult(context, this.preset)
+        return false
+      case "RowDescription":
+        this.description = message.fields
+        this.startResult(context, message.fields)
+        return false
+      case "NoData":
+        this.description = []
+        return false
+      case "CommandComplete":
+        this.results.push({
+          commandTag: message.commandTag,
+          fields: this.current?.fields ?? [],
+          rows: this.current?.rows ?? []
+        })
+        this.current = undefined
+        return false
+      case "EmptyQueryResponse":
+        this.results.push({ commandTag: "", fields: [], rows: [] })
+        this.current = undefined
+        return false
+      case "ErrorResponse": {
+        const diagnostic = toDiagnostic(message.fields)
+        this.current = undefined
+        // 08P01 from Bind is the server refusing our parameters (count or
+        // format); the session itself is fine.
+        this.error ??= diagnostic.sqlState === "08P01" && diagnostic.severityNonLocalized !== "FATAL"
+          ? new ParameterError({ message: diagnostic.message, cause: fromDiagnostic(diagnostic, this.query) })
+          : fromDiagnostic(diagnostic, this.query)
+        return false
+      }
+      case "CopyInResponse":
+        // COPY needs @pgfx/copy; refuse it without breaking the session.
+        this.error ??= copyRefused()
+        context.write(encodeCopyFail("COPY FROM STDIN is not supported by execute; use @pgfx/copy"))
+        return false
+      case "CopyOutResponse":
+        this.error ??= copyRefused()
+        return false
+      case "ReadyForQuery":
+        context.setFieldReader(undefined)
+        this.outcome = {
+          results: this.results,
+          error: this.error,
+          notices: this.notices,
+          status: message.status,
+          description: this.description
+        }
+        return true
+      default:
+        // ParseComplete, CloseComplete, ParameterDescription, PortalSuspended,
+        // CopyData, CopyDone, ParameterStatus: nothing to collect.
+        return false
+    }
+  }
+
+  onClose(error: ConnectionError | ProtocolError): void {
+    if (this.done) return
+    this.lost = error
+    const resume = this.resume
+    this.resume = undefined
+    resume?.(Effect.fail(error))
+  }
+
+  onDone(): void {
+    const resume = this.resume
+    this.resume = undefined
+    if (this.outcome !== undefined) resume?.(Effect.succeed(this.outcome))
+  }
+}
+
+const copyRefused = () =>
+  new InterfaceError({ message: "COPY cannot run through execute; use @pgfx/copy (Copy.from / Copy.to)" })

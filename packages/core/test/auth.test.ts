@@ -1,0 +1,164 @@
+/**
+ * Authentication methods and TLS, each on a throwaway server configured for
+ * it (the shared test server is never reconfigured).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Connection } from "../src/index.ts"
+import { embeddedServer } from "../../../test/embedded.ts"
+
+const users = [
+  { name: "md5_user", password: "md5 pass'word", passwordEncryption: "md5" as const },
+  { name: "scram_user", password: "scr@m:pass", passwordEncryption: "scram-sha-256" as const },
+  { name: "clear_user", password: "clear-text", passwordEncryption: "scram-sha-256" as const },
+  { name: "trusted", password: "unused", passwordEncryption: "scram-sha-256" as const }
+]
+
+describe("authentication", () => {
+  it.live("logs in with trust, cleartext, MD5 and SCRAM-SHA-256, and refuses wrong passwords", () =>
+    Effect.gen(function*() {
+      const server = yield* embeddedServer({
+        users,
+        hba: [
+          { user: "md5_user", method: "md5" },
+          { user: "scram_user", method: "scram-sha-256" },
+          { user: "clear_user", method: "password" },
+          { user: "trusted", method: "trust" }
+        ]
+      })
+      for (const user of users) {
+        const conn = yield* Connection.connect({
+          host: "127.0.0.1",
+          port: server.port,
+          user: user.name,
+          database: "postgres",
+          password: user.name === "trusted" ? undefined : user.password,
+          sslmode: "disable"
+        })
+        const result = yield* conn.execute("SELECT current_user")
+        expect(result.rows).toEqual([[user.name]])
+        yield* conn.close
+      }
+      for (const user of users.filter((u) => u.name !== "trusted")) {
+        const error = yield* Effect.flip(Effect.scoped(Connection.connect({
+          host: "127.0.0.1",
+          port: server.port,
+          user: user.name,
+          database: "postgres",
+          password: "wrong-secret-xyz",
+          sslmode: "disable"
+        })))
+        expect(error._tag).toBe("ConnectionError")
+        if (error._tag === "ConnectionError") {
+          expect(error.reason).toBe("Authentication")
+          expect(error.sqlState).toBe("28P01")
+        }
+        expect(error.message).not.toContain("wrong-secret-xyz")
+        expect(JSON.stringify(error)).not.toContain("wrong-secret-xyz")
+      }
+    }), { timeout: 60_000 })
+})
+
+describe("TLS", () => {
+  it.live("verify-full succeeds with the right CA and host, and fails with a wrong host or CA", () =>
+    Effect.gen(function*() {
+      const server = yield* embeddedServer({ ssl: true })
+      const caFile = server.caFile!
+      const base = {
+        port: server.port,
+        user: server.user,
+        password: server.password,
+        database: "postgres"
+      }
+      const good = yield* Connection.connect({ ...base, host: "localhost", sslmode: "verify-full", sslrootcert: caFile })
+      expect(good.info.encrypted).toBe(true)
+      const ssl = yield* good.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+      expect(ssl.rows).toEqual([[true]])
+
+      const wrongHost = yield* Effect.flip(Effect.scoped(Connection.connect({
+        ...base,
+        host: "wrong.example",
+        hostaddr: "127.0.0.1",
+        sslmode: "verify-full",
+        sslrootcert: caFile
+      })))
+      expect(wrongHost._tag).toBe("ConnectionError")
+      if (wrongHost._tag === "ConnectionError") expect(wrongHost.reason).toBe("Tls")
+
+      // verify-ca checks the chain only, so the wrong host name is accepted there.
+      const caOnly = yield* Connection.connect({
+        ...base,
+        host: "wrong.example",
+        hostaddr: "127.0.0.1",
+        sslmode: "verify-ca",
+        sslrootcert: caFile
+      })
+      expect(caOnly.info.encrypted).toBe(true)
+
+      const otherCa = otherCertificateAuthority()
+      const wrongCa = yield* Effect.flip(Effect.scoped(Connection.connect({
+        ...base,
+        host: "localhost",
+        sslmode: "verify-full",
+        sslrootcert: otherCa
+      })))
+      expect(wrongCa._tag).toBe("ConnectionError")
+      if (wrongCa._tag === "ConnectionError") expect(wrongCa.reason).toBe("Tls")
+
+      const required = yield* Connection.connect({ ...base, host: "127.0.0.1", sslmode: "require" })
+      expect(required.info.encrypted).toBe(true)
+      const plain = yield* Connection.connect({ ...base, host: "127.0.0.1", sslmode: "disable" })
+      expect(plain.info.encrypted).toBe(false)
+    }), { timeout: 60_000 })
+
+  it.live("sslmode=require fails with a typed error when the server has no TLS", () =>
+    Effect.gen(function*() {
+      const server = yield* embeddedServer({})
+      const error = yield* Effect.flip(Effect.scoped(Connection.connect({
+        host: "127.0.0.1",
+        port: server.port,
+        user: server.user,
+        password: server.password,
+        database: "postgres",
+        sslmode: "require"
+      })))
+      expect(error._tag).toBe("ConnectionError")
+      if (error._tag === "ConnectionError") expect(error.reason).toBe("Tls")
+      const preferred = yield* Connection.connect({
+        host: "127.0.0.1",
+        port: server.port,
+        user: server.user,
+        password: server.password,
+        database: "postgres",
+        sslmode: "prefer"
+      })
+      expect(preferred.info.encrypted).toBe(false)
+    }), { timeout: 60_000 })
+})
+
+/** A CA that signed nothing the server presents. */
+const otherCertificateAuthority = (): string => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgfx-other-ca-"))
+  const key = path.join(dir, "ca.key")
+  const cert = path.join(dir, "ca.crt")
+  execFileSync("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=pgfx other CA"
+  ], { stdio: "ignore" })
+  return cert
+}

@@ -43,6 +43,7 @@ import { describeEndpoint, type Endpoint, negotiateTls, openSocket } from "./int
 import { makeStartup, type StartupResult } from "./internal/startup.ts"
 import { StatementCache } from "./internal/statementCache.ts"
 import { Wire } from "./internal/wire.ts"
+import type { ProtocolHandler, ResponseHandler, Session } from "./Session.ts"
 
 /**
  * libpq's transaction status of the session, from the last ReadyForQuery.
@@ -164,6 +165,8 @@ export interface Connection {
   readonly cancel: Effect.Effect<void, ConnectionError>
   /** Sends Terminate and closes the socket. Idempotent. */
   readonly close: Effect.Effect<void>
+  /** The low-level session API (COPY, pools, protocol extensions). */
+  readonly session: Session
   /** Notices the server sent outside any statement are logged; this hook also receives every notice. */
   readonly onNotice: (listener: (notice: Diagnostic) => void) => () => void
 }
@@ -174,6 +177,11 @@ export interface Connection {
  * @since 0.1.0
  */
 export class PgConnection extends Context.Service<PgConnection, Connection>()("@pgfx/core/Connection") {}
+
+/** The connections the current fiber holds through `Session.exclusive`. */
+const HeldSessions = Context.Reference<ReadonlySet<ConnectionImpl>>("@pgfx/core/Connection/HeldSessions", {
+  defaultValue: () => new Set()
+})
 
 const statusName: Record<PgProtocol.TransactionStatus, TransactionStatus> = {
   I: "IDLE",
@@ -254,7 +262,8 @@ const logNotice = (notice: Diagnostic) => {
 }
 
 class ConnectionImpl implements Connection {
-  private readonly lock = Semaphore.makeUnsafe(1)
+  private readonly sessionLock = Semaphore.makeUnsafe(1)
+  private readonly requestLock = Semaphore.makeUnsafe(1)
   private readonly statements: StatementCache
   private readonly parameters: Map<string, string>
   private status: TransactionStatus
@@ -312,6 +321,7 @@ class ConnectionImpl implements Connection {
       onClose: () => {}
     })
     this.secret = startup.secret
+    ;(this.session as { backendPid: number }).backendPid = startup.pid
   }
 
   private readonly secret: number
@@ -338,12 +348,37 @@ class ConnectionImpl implements Connection {
       new ConnectionError({ reason: "NotOpen", message: "the connection is closed", address: this.info.dsn })
   }
 
+  /** Whether the current fiber holds this connection through `exclusive`. */
+  private holds(held: ReadonlySet<ConnectionImpl>): boolean {
+    return held.has(this)
+  }
+
+  /**
+   * Runs `effect` with the connection to itself. Fibers outside the hold wait
+   * on `sessionLock`; inside it, requests only serialise on `requestLock`, so
+   * a cancel can never hit another request's statement.
+   */
+  exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.flatMap(HeldSessions, (held) => {
+      if (this.holds(held)) return effect
+      const next = new Set(held).add(this)
+      return this.sessionLock.withPermit(Effect.provideService(effect, HeldSessions, next))
+    })
+  }
+
+  private withRequestLock<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.flatMap(
+      HeldSessions,
+      (held) => this.holds(held) ? this.requestLock.withPermit(effect) : this.sessionLock.withPermit(effect)
+    )
+  }
+
   /**
    * Writes one request and waits for its response with the connection to
    * itself. Interruption while the server works cancels and drains.
    */
-  private request(frames: ReadonlyArray<Uint8Array>, handler: QueryHandler) {
-    return this.lock.withPermit(
+  request<A>(frames: ReadonlyArray<Uint8Array>, handler: ResponseHandler<A>) {
+    return this.withRequestLock(
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
           if (this.wire.closed) return Effect.fail(this.notOpen())
@@ -357,12 +392,52 @@ class ConnectionImpl implements Connection {
     )
   }
 
+  private send(frames: ReadonlyArray<Uint8Array>, handler: ProtocolHandler) {
+    return Effect.flatMap(HeldSessions, (held) =>
+      Effect.suspend(() => {
+        if (!this.holds(held)) {
+          return Effect.die(new Error("Session.send must run inside Session.exclusive"))
+        }
+        if (this.wire.closed) return Effect.fail(this.notOpen())
+        this.wire.enqueue(handler)
+        this.wire.writeAll(frames)
+        return Effect.void
+      }))
+  }
+
+  private awaitResponse<A>(handler: ResponseHandler<A>) {
+    return Effect.uninterruptibleMask((restore) =>
+      restore(handler.await).pipe(Effect.onInterrupt(() => this.cancelAndDrain(handler)))
+    )
+  }
+
+  private write(bytes: Uint8Array): Effect.Effect<void, ConnectionError | ProtocolError> {
+    return Effect.suspend(() => {
+      if (this.wire.closed) return Effect.fail(this.notOpen())
+      if (this.wire.write(bytes)) return Effect.void
+      return this.wire.drained
+    })
+  }
+
+  readonly session: Session = {
+    backendPid: 0,
+    exclusive: (effect) => this.exclusive(effect),
+    request: (frames, handler) => this.request(frames, handler),
+    send: (frames, handler) => this.send(frames, handler),
+    awaitResponse: (handler) => this.awaitResponse(handler),
+    write: (bytes) => this.write(bytes),
+    invalidate: (reason) =>
+      Effect.sync(() => {
+        this.wire.destroy(this.brokenError(reason))
+      })
+  }
+
   /**
    * After an interruption: the statement may still run on the server. Send a
    * cancel and read the response to its end, within bounds; otherwise the
    * session cannot be trusted and is closed.
    */
-  private cancelAndDrain(handler: QueryHandler): Effect.Effect<void> {
+  private cancelAndDrain<A>(handler: ResponseHandler<A>): Effect.Effect<void> {
     const self = this
     return Effect.gen(function*() {
       if (handler.done || self.wire.closed) return

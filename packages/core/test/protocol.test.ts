@@ -2,12 +2,13 @@
  * The I/O-free protocol conversations, driven with byte vectors: no server.
  */
 import * as PgProtocol from "@effect/sql-pg/PgProtocol"
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { encodeCopyData, encodeCopyDone, encodeCopyFail, encodeQuery } from "../src/internal/frontend.ts"
 import { parseCommandTag, QueryHandler } from "../src/internal/query.ts"
 import { makeStartup } from "../src/internal/startup.ts"
 import { StatementCache } from "../src/internal/statementCache.ts"
-import type { WireContext } from "../src/internal/wire.ts"
+import type { ProtocolContext } from "../src/Session.ts"
 import { createHash } from "node:crypto"
 
 /** Builds one backend message: type byte, int32 length, body. */
@@ -132,7 +133,7 @@ describe("startup conversation", () => {
   })
 })
 
-const fakeContext = (written: Array<Uint8Array>): WireContext => ({
+const fakeContext = (written: Array<Uint8Array>): ProtocolContext => ({
   setFieldReader: () => {},
   write: (bytes) => {
     written.push(bytes)
@@ -153,7 +154,12 @@ describe("query conversation", () => {
     )
     const done = messages.map((m) => handler.onMessage(m, context))
     expect(done).toEqual([false, false, false, true])
+    handler.onDone()
     expect(handler.done).toBe(true)
+    const outcome = Effect.runSync(handler.await)
+    expect(outcome.results.map((result) => result.commandTag)).toEqual(["SELECT 0"])
+    expect(outcome.error?._tag).toBe("UndefinedColumn")
+    expect(outcome.status).toBe("I")
   })
 
   it("refuses COPY FROM STDIN with CopyFail and stays in sync", () => {

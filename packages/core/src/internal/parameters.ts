@@ -48,11 +48,18 @@ const MIN_TIMESTAMP_MS = -210_866_803_200_000
 /** PostgreSQL's limit on parameters of one statement (an int16 count). */
 const MAX_PARAMETERS = 65535
 
-const makeParameter = (oid: number, value: unknown): PgTypes.Parameter => ({
-  [PgTypes.ParameterTypeId]: PgTypes.ParameterTypeId,
-  oid,
-  value
-})
+const TypeId: PgTypes.ParameterTypeId = PgTypes.ParameterTypeId
+
+/**
+ * A class rather than an object literal: the type-id key is not known where
+ * a literal is parsed, which makes V8 build each literal the slow way.
+ */
+class InferredParameter implements PgTypes.Parameter {
+  readonly [TypeId]: PgTypes.ParameterTypeId = TypeId
+  constructor(readonly oid: number, readonly value: unknown) {}
+}
+
+const makeParameter = (oid: number, value: unknown): PgTypes.Parameter => new InferredParameter(oid, value)
 
 const untypedNull = makeParameter(UNTYPED, null)
 const trueParameter = makeParameter(OID.bool, true)
@@ -108,6 +115,11 @@ const error = (index: number, element: number, message: string, cause?: unknown)
 let scalarValue: unknown = null
 let scalarError: ParameterError | undefined = undefined
 
+const failWith = (failure: ParameterError): undefined => {
+  scalarError = failure
+  return undefined
+}
+
 const reject = (index: number, element: number, message: string, cause?: unknown): number => {
   scalarError = error(index, element, message, cause)
   return -1
@@ -152,7 +164,7 @@ const jsonProblem = (value: unknown, oid: number): string | undefined => {
 const dateProblem = (ms: number): string | undefined =>
   ms !== ms
     ? "is an invalid Date"
-    : ms < MIN_TIMESTAMP_MS
+    : ms < MIN_TIMESTAMP_MS && ms !== Number.NEGATIVE_INFINITY
     ? "is before 4714-11-24 BC, the earliest PostgreSQL timestamp"
     : undefined
 
@@ -282,18 +294,18 @@ const explicitProblem = (value: unknown, oid: number): string | undefined => {
 const explicitParameter = (
   parameter: PgTypes.Parameter,
   index: number
-): Result.Result<PgTypes.Parameter, ParameterError> => {
+): PgTypes.Parameter | undefined => {
   const value = parameter.value
   const oid = parameter.oid
   if (value === null || value === undefined) {
-    return Result.succeed(value === null ? parameter : makeParameter(oid, null))
+    return value === null ? parameter : makeParameter(oid, null)
   }
   const elementOid = arrayElement.get(oid)
   if (elementOid === undefined) {
     const problem = explicitProblem(value, oid)
-    return problem === undefined ? Result.succeed(parameter) : Result.fail(error(index, -1, problem))
+    return problem === undefined ? parameter : failWith(error(index, -1, problem))
   }
-  if (!Array.isArray(value)) return Result.fail(error(index, -1, `is not an array (type OID ${oid})`))
+  if (!Array.isArray(value)) return failWith(error(index, -1, `is not an array (type OID ${oid})`))
   let values: Array<unknown> | undefined
   for (let at = 0; at < value.length; at++) {
     const element: unknown = value[at]
@@ -304,12 +316,12 @@ const explicitParameter = (
       continue
     }
     if (Array.isArray(element)) {
-      return Result.fail(error(index, at, "is a nested array; only one-dimensional arrays can be sent"))
+      return failWith(error(index, at, "is a nested array; only one-dimensional arrays can be sent"))
     }
     const problem = explicitProblem(element, elementOid)
-    if (problem !== undefined) return Result.fail(error(index, at, problem))
+    if (problem !== undefined) return failWith(error(index, at, problem))
   }
-  return Result.succeed(values === undefined ? parameter : makeParameter(oid, values))
+  return values === undefined ? parameter : makeParameter(oid, values)
 }
 
 // -----------------------------------------------------------------------------
@@ -327,7 +339,7 @@ const numericText = (value: unknown): string => typeof value === "string" ? valu
 const arrayParameter = (
   values: ReadonlyArray<unknown>,
   index: number
-): Result.Result<PgTypes.Parameter, ParameterError> => {
+): PgTypes.Parameter | undefined => {
   const length = values.length
   const converted: Array<unknown> = new Array(length)
   let common = -1
@@ -347,19 +359,19 @@ const arrayParameter = (
         converted[at] = null
       } else {
         const problem = explicitProblem(value.value, value.oid)
-        if (problem !== undefined) return Result.fail(error(index, at, problem))
+        if (problem !== undefined) return failWith(error(index, at, problem))
         converted[at] = value.value
       }
       oid = value.oid
       if (common !== -1 && (!explicit || common !== oid)) {
-        return Result.fail(error(index, at, `has type OID ${oid}, unlike the elements before it`))
+        return failWith(error(index, at, `has type OID ${oid}, unlike the elements before it`))
       }
       explicit = true
       common = oid
       continue
     }
     oid = scalar(value, index, at)
-    if (oid === -1) return Result.fail(scalarError!)
+    if (oid === -1) return undefined
     if (oid === UNTYPED) oid = OID.text
     converted[at] = scalarValue
     if (oid === OID.int8 && ((scalarValue as bigint) < SAFE_MIN || (scalarValue as bigint) > SAFE_MAX)) {
@@ -369,19 +381,20 @@ const arrayParameter = (
       common = oid
     } else if (common !== oid) {
       if (explicit || !isNumericFamily(common) || !isNumericFamily(oid)) {
-        return Result.fail(error(index, at, `${kindOf(oid)} cannot share an array with ${kindOf(common)}`))
+        return failWith(error(index, at, `${kindOf(oid)} cannot share an array with ${kindOf(common)}`))
       }
       common = widen(common, oid, unsafeInt8)
     }
   }
+  scalarValue = null
   if (common === -1) {
     // empty or all NULL: untyped, so the server takes the array type it needs
-    return Result.succeed(makeParameter(UNTYPED, nullArrayText(length)))
+    return makeParameter(UNTYPED, nullArrayText(length))
   }
   if (common === OID.float8 && unsafeInt8) common = OID.numeric
   const arrayOid = PgTypes.arrayOidFor(common)
   if (arrayOid === undefined) {
-    return Result.fail(error(index, -1, `has elements of type OID ${common}, which has no known array type`))
+    return failWith(error(index, -1, `has elements of type OID ${common}, which has no known array type`))
   }
   if (isNumericFamily(common)) {
     for (let at = 0; at < length; at++) {
@@ -396,7 +409,7 @@ const arrayParameter = (
       }
     }
   }
-  return Result.succeed(makeParameter(arrayOid, converted))
+  return makeParameter(arrayOid, converted)
 }
 
 const widen = (left: number, right: number, unsafeInt8: boolean): number => {
@@ -438,23 +451,42 @@ const kindOf = (oid: number): string => {
  *
  * @since 0.1.0
  */
-export const toParameter = (value: unknown, index: number): Result.Result<PgTypes.Parameter, ParameterError> => {
+/** As `toParameter`, but undefined on failure with the error in `scalarError`. */
+const infer = (value: unknown, index: number): PgTypes.Parameter | undefined => {
   switch (typeof value) {
     case "boolean":
-      return Result.succeed(value ? trueParameter : falseParameter)
+      return value ? trueParameter : falseParameter
     case "object":
-      if (value === null) return Result.succeed(untypedNull)
+      if (value === null) return untypedNull
       if (Array.isArray(value)) return arrayParameter(value, index)
       if (PgTypes.isParameter(value)) return explicitParameter(value, index)
       break
     case "undefined":
-      return Result.succeed(untypedNull)
+      return untypedNull
   }
   const oid = scalar(value, index, -1)
-  if (oid === -1) return Result.fail(scalarError!)
+  if (oid === -1) return undefined
   const parameter = makeParameter(oid, scalarValue)
   scalarValue = null
-  return Result.succeed(parameter)
+  return parameter
+}
+
+const takeError = (): ParameterError => {
+  const failure = scalarError!
+  scalarError = undefined
+  return failure
+}
+
+/**
+ * Infers the PostgreSQL parameter for a JavaScript value (see the module
+ * documentation for the rules) and checks it can be sent. `index` is the
+ * value's 0-based position; errors name it 1-based, as `$n`.
+ *
+ * @since 0.1.0
+ */
+export const toParameter = (value: unknown, index: number): Result.Result<PgTypes.Parameter, ParameterError> => {
+  const parameter = infer(value, index)
+  return parameter === undefined ? Result.fail(takeError()) : Result.succeed(parameter)
 }
 
 /**
@@ -474,9 +506,9 @@ export const toParameters = (
   }
   const parameters: Array<PgTypes.Parameter> = new Array(length)
   for (let index = 0; index < length; index++) {
-    const parameter = toParameter(values[index], index)
-    if (Result.isFailure(parameter)) return Result.fail(parameter.failure)
-    parameters[index] = parameter.success
+    const parameter = infer(values[index], index)
+    if (parameter === undefined) return Result.fail(takeError())
+    parameters[index] = parameter
   }
   return Result.succeed(parameters)
 }

@@ -4,21 +4,18 @@
  * transaction status, and completes on ReadyForQuery.
  */
 import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
-import * as Effect from "effect/Effect"
 import {
-  type ConnectionError,
   type DecodeError,
   type Diagnostic,
   fromDiagnostic,
   InterfaceError,
   ParameterError,
-  type ProtocolError,
   type StatementError
 } from "../PgError.ts"
+import { type ProtocolContext, ResponseHandler } from "../Session.ts"
 import { encodeCopyFail } from "./frontend.ts"
 import { toDiagnostic } from "./diagnostic.ts"
 import { makeFieldReader } from "./rowReader.ts"
-import type { WireContext, WireHandler } from "./wire.ts"
 
 /** One statement's result. */
 export interface ResultSet {
@@ -49,15 +46,11 @@ export const parseCommandTag = (tag: string): { command: string; rowCount: numbe
   return { command, rowCount: counted && Number.isFinite(count) ? count : undefined }
 }
 
-export class QueryHandler implements WireHandler {
+export class QueryHandler extends ResponseHandler<QueryOutcome> {
   private readonly results: Array<ResultSet> = []
-  private readonly notices: Array<Diagnostic> = []
   private current: { fields: ReadonlyArray<PgProtocol.FieldDescription>; rows: Array<ReadonlyArray<unknown>> } | undefined
   private error: QueryOutcome["error"]
   private description: ReadonlyArray<PgProtocol.FieldDescription> | undefined
-  private outcome: QueryOutcome | undefined
-  private lost: ConnectionError | ProtocolError | undefined
-  private resume: ((effect: Effect.Effect<QueryOutcome, ConnectionError | ProtocolError>) => void) | undefined
 
   /**
    * @param query the SQL, attached to server errors
@@ -67,36 +60,20 @@ export class QueryHandler implements WireHandler {
   constructor(
     readonly query: string,
     private readonly preset: ReadonlyArray<PgProtocol.FieldDescription> | undefined
-  ) {}
-
-  /** Completes with the outcome once ReadyForQuery arrives; may be awaited again after an interruption. */
-  readonly await: Effect.Effect<QueryOutcome, ConnectionError | ProtocolError> = Effect.callback((resume) => {
-    if (this.outcome !== undefined) return resume(Effect.succeed(this.outcome))
-    if (this.lost !== undefined) return resume(Effect.fail(this.lost))
-    this.resume = resume
-    return Effect.sync(() => {
-      if (this.resume === resume) this.resume = undefined
-    })
-  })
-
-  get done(): boolean {
-    return this.outcome !== undefined || this.lost !== undefined
+  ) {
+    super()
   }
 
   private readonly onDecodeError = (error: DecodeError) => {
     this.error ??= error
   }
 
-  private startResult(context: WireContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
+  private startResult(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
     this.current = { fields, rows: [] }
     context.setFieldReader(fields.length === 0 ? undefined : makeFieldReader(fields, this.onDecodeError))
   }
 
-  onNotice(notice: Diagnostic): void {
-    this.notices.push(notice)
-  }
-
-  onMessage(message: PgProtocol.BackendMessage<unknown>, context: WireContext): boolean {
+  protected handle(message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext): boolean {
     switch (message._tag) {
       case "DataRow":
         this.current?.rows.push(message.values)
@@ -143,33 +120,19 @@ export class QueryHandler implements WireHandler {
         return false
       case "ReadyForQuery":
         context.setFieldReader(undefined)
-        this.outcome = {
+        this.finish({
           results: this.results,
           error: this.error,
           notices: this.notices,
           status: message.status,
           description: this.description
-        }
+        })
         return true
       default:
         // ParseComplete, CloseComplete, ParameterDescription, PortalSuspended,
         // CopyData, CopyDone, ParameterStatus: nothing to collect.
         return false
     }
-  }
-
-  onClose(error: ConnectionError | ProtocolError): void {
-    if (this.done) return
-    this.lost = error
-    const resume = this.resume
-    this.resume = undefined
-    resume?.(Effect.fail(error))
-  }
-
-  onDone(): void {
-    const resume = this.resume
-    this.resume = undefined
-    if (this.outcome !== undefined) resume?.(Effect.succeed(this.outcome))
   }
 }
 

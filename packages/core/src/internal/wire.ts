@@ -2,7 +2,7 @@
  * The one module that owns a connection's socket after it is open.
  *
  * Requests are written whole; their responses arrive in order, so each
- * request registers a `WireHandler` in a FIFO and every backend message goes
+ * request registers a `ProtocolHandler` in a FIFO and every backend message goes
  * to the handler at its head until that handler says it is done (normally on
  * its ReadyForQuery). This keeps the protocol conversations I/O-free: a
  * handler sees messages, may ask to write, and reports completion.
@@ -11,32 +11,11 @@
  * outside a request) go to the connection's hooks instead.
  */
 import * as PgProtocol from "@effect/sql-pg/PgProtocol"
+import * as Effect from "effect/Effect"
 import type * as net from "node:net"
 import { ConnectionError, type Diagnostic, ProtocolError } from "../PgError.ts"
+import type { ProtocolContext, ProtocolHandler } from "../Session.ts"
 import { isSessionFatal, toDiagnostic } from "./diagnostic.ts"
-
-/** What a handler may do to the connection while it holds the head of the queue. */
-export interface WireContext {
-  readonly setFieldReader: (reader: PgProtocol.FieldReader<unknown> | undefined) => void
-  readonly write: (bytes: Uint8Array) => void
-  /** Stops reading from the socket (backpressure) until `resume`. */
-  readonly pause: () => void
-  readonly resume: () => void
-}
-
-export interface WireHandler {
-  /** Returns `true` when the handler has consumed its last message. */
-  readonly onMessage: (message: PgProtocol.BackendMessage<unknown>, context: WireContext) => boolean
-  /**
-   * Called once the handler has left the queue. Waiters are resumed here, not
-   * in `onMessage`: a resumed fiber may run at once and send its next request.
-   */
-  readonly onDone?: () => void
-  /** The connection died before the handler finished. */
-  readonly onClose: (error: ConnectionError | ProtocolError) => void
-  /** A notice that arrived while this handler was active. */
-  readonly onNotice?: (notice: Diagnostic) => void
-}
 
 export interface WireHooks {
   readonly onNotification: (message: PgProtocol.NotificationResponse) => void
@@ -51,7 +30,7 @@ export const maxMessageSize = 1024 * 1024 * 1024
 
 export class Wire {
   private readonly parser = PgProtocol.makeParser<unknown>({ maxMessageSize })
-  private readonly queue: Array<WireHandler> = []
+  private readonly queue: Array<ProtocolHandler> = []
   private head = 0
   private paused = false
   private hooks: WireHooks | undefined
@@ -60,7 +39,7 @@ export class Wire {
   /** A FATAL ErrorResponse that preceded the end of the socket. */
   private fatal: Diagnostic | undefined
 
-  readonly context: WireContext = {
+  readonly context: ProtocolContext = {
     setFieldReader: (reader) => {
       this.parser.readField = reader
     },
@@ -94,7 +73,7 @@ export class Wire {
   }
 
   /** Registers a handler for the response to the next request written. */
-  enqueue(handler: WireHandler): void {
+  enqueue(handler: ProtocolHandler): void {
     if (this.closed) {
       handler.onClose(this.closeError ?? this.lostError(undefined))
       return
@@ -102,8 +81,9 @@ export class Wire {
     this.queue.push(handler)
   }
 
-  write(bytes: Uint8Array): void {
-    if (!this.closed) this.socket.write(bytes)
+  /** Writes; returns `false` when the send buffer is full (wait for the socket's `drain`). */
+  write(bytes: Uint8Array): boolean {
+    return this.closed ? true : this.socket.write(bytes)
   }
 
   /** Writes several frames as one batch. */
@@ -122,6 +102,25 @@ export class Wire {
       offset += frame.length
     }
     this.socket.write(bytes)
+  }
+
+  /** Completes once the socket's send buffer has drained (or the connection is gone). */
+  get drained(): Effect.Effect<void, ConnectionError | ProtocolError> {
+    return Effect.callback((resume) => {
+      if (this.closed) return resume(Effect.fail(this.closeError ?? this.lostError(undefined)))
+      if (!this.socket.writableNeedDrain) return resume(Effect.void)
+      const onDrain = () => {
+        this.socket.off("close", onDrain)
+        this.socket.off("drain", onDrain)
+        resume(this.closed ? Effect.fail(this.closeError ?? this.lostError(undefined)) : Effect.void)
+      }
+      this.socket.once("drain", onDrain)
+      this.socket.once("close", onDrain)
+      return Effect.sync(() => {
+        this.socket.off("drain", onDrain)
+        this.socket.off("close", onDrain)
+      })
+    })
   }
 
   /** Ends the socket now; pending handlers fail with `error`. */

@@ -1,0 +1,153 @@
+/**
+ * The low-level session API of a connection: what `@pgfx/copy`, `@pgfx/pool`
+ * and other protocol-level extensions build on, instead of core's internals.
+ *
+ * A request is a batch of frontend frames written at once plus a
+ * `ResponseHandler` that receives the backend messages answering it. The
+ * handler is an I/O-free state machine: it sees messages, may write (COPY)
+ * or apply backpressure through the `ProtocolContext`, and reports
+ * completion. `Session.request` waits for it; interrupting the wait cancels
+ * the statement on the server and drains the response, or closes the
+ * connection if that cannot finish in time.
+ *
+ * `Session.exclusive` holds the connection for a multi-request conversation
+ * (a transaction, a COPY, a server cursor): other fibers' statements wait
+ * until it ends, while the holder and the fibers it forks go on using it.
+ *
+ * @since 0.1.0
+ */
+import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
+import * as Effect from "effect/Effect"
+import type { ConnectionError, Diagnostic, ProtocolError } from "./PgError.ts"
+
+/**
+ * What a handler may do while it is the one receiving messages.
+ *
+ * @since 0.1.0
+ */
+export interface ProtocolContext {
+  /** Sets how `DataRow` fields are decoded from now on (`undefined`: raw bytes). */
+  readonly setFieldReader: (reader: PgProtocol.FieldReader<unknown> | undefined) => void
+  /** Writes frontend bytes now (e.g. CopyFail). */
+  readonly write: (bytes: Uint8Array) => void
+  /** Stops reading from the socket until `resume`: backpressure for a slow consumer. */
+  readonly pause: () => void
+  readonly resume: () => void
+}
+
+/**
+ * Receives the backend messages answering one request, in order.
+ *
+ * @since 0.1.0
+ */
+export interface ProtocolHandler {
+  /** Returns `true` when the handler has consumed its last message (normally ReadyForQuery). */
+  readonly onMessage: (message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext) => boolean
+  /** Called once the handler has left the queue: the place to wake waiters. */
+  readonly onDone?: () => void
+  /** The connection died before the handler finished. */
+  readonly onClose: (error: ConnectionError | ProtocolError) => void
+  /** A NoticeResponse that arrived while this handler was receiving. */
+  readonly onNotice?: (notice: Diagnostic) => void
+}
+
+/**
+ * A `ProtocolHandler` with a result: subclasses implement `handle` and call
+ * `finish(value)` before returning `true`. `await` completes with the value
+ * once the handler left the queue, or fails if the connection was lost; it
+ * may be awaited again after an interruption.
+ *
+ * @since 0.1.0
+ */
+export abstract class ResponseHandler<A> implements ProtocolHandler {
+  private value: { readonly result: A } | undefined
+  private lost: ConnectionError | ProtocolError | undefined
+  private left = false
+  private resume: ((effect: Effect.Effect<A, ConnectionError | ProtocolError>) => void) | undefined
+  /** Notices received while this handler was active. */
+  readonly notices: Array<Diagnostic> = []
+
+  protected abstract handle(message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext): boolean
+
+  /** Records the result; call before `handle` returns `true`. */
+  protected finish(result: A): void {
+    this.value = { result }
+  }
+
+  onMessage(message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext): boolean {
+    return this.handle(message, context)
+  }
+
+  onNotice(notice: Diagnostic): void {
+    this.notices.push(notice)
+  }
+
+  /** The handler received its last message (or the connection was lost). */
+  get done(): boolean {
+    return (this.left && this.value !== undefined) || this.lost !== undefined
+  }
+
+  onDone(): void {
+    this.left = true
+    const resume = this.resume
+    this.resume = undefined
+    if (this.value !== undefined) resume?.(Effect.succeed(this.value.result))
+  }
+
+  onClose(error: ConnectionError | ProtocolError): void {
+    if (this.done) return
+    this.lost = error
+    const resume = this.resume
+    this.resume = undefined
+    resume?.(Effect.fail(error))
+  }
+
+  readonly await: Effect.Effect<A, ConnectionError | ProtocolError> = Effect.callback((resume) => {
+    if (this.lost !== undefined) return resume(Effect.fail(this.lost))
+    if (this.left && this.value !== undefined) return resume(Effect.succeed(this.value.result))
+    this.resume = resume
+    return Effect.sync(() => {
+      if (this.resume === resume) this.resume = undefined
+    })
+  })
+}
+
+/**
+ * The low-level operations of a connection.
+ *
+ * @since 0.1.0
+ */
+export interface Session {
+  /** The server process of the session (for `pg_stat_activity`, cancel). */
+  readonly backendPid: number
+  /**
+   * Runs `effect` with the connection to itself: statements of other fibers
+   * wait until it ends; the holder (and fibers it forks) keep using it.
+   * Re-entrant.
+   */
+  readonly exclusive: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * Writes a request and waits for its response. Interruption sends a
+   * CancelRequest and drains; a connection that cannot be drained in time is
+   * closed (broken), never reused.
+   */
+  readonly request: <A>(
+    frames: ReadonlyArray<Uint8Array>,
+    handler: ResponseHandler<A>
+  ) => Effect.Effect<A, ConnectionError | ProtocolError>
+  /**
+   * Writes a request without waiting, for conversations in which the client
+   * goes on writing (COPY FROM STDIN). Only inside `exclusive`; wait with
+   * `awaitResponse`.
+   */
+  readonly send: (
+    frames: ReadonlyArray<Uint8Array>,
+    handler: ProtocolHandler
+  ) => Effect.Effect<void, ConnectionError | ProtocolError>
+  /** Waits for a handler written with `send`; interruption cancels and drains like `request`. */
+  readonly awaitResponse: <A>(handler: ResponseHandler<A>) => Effect.Effect<A, ConnectionError | ProtocolError>
+  /** Writes bytes, waiting while the socket's send buffer is full (backpressure). */
+  readonly write: (bytes: Uint8Array) => Effect.Effect<void, ConnectionError | ProtocolError>
+  /** Closes the connection as broken (e.g. after a protocol state it cannot recover from). */
+  readonly invalidate: (reason: string) => Effect.Effect<void>
+}

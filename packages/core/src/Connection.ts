@@ -16,6 +16,9 @@
  */
 import * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import * as PgTypes from "@effect/sql-pg/PgTypes"
+import type * as Arr from "effect/Array"
+import * as Cause from "effect/Cause"
+import type * as Pull from "effect/Pull"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -25,11 +28,14 @@ import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as Stream from "effect/Stream"
 import * as dns from "node:dns"
 import * as net from "node:net"
 import * as PgConfig from "./PgConfig.ts"
+import * as RowFactory from "./RowFactory.ts"
 import {
   ConnectionError,
+  type DecodeError,
   type Diagnostic,
   type PgError,
   ParameterError,
@@ -37,6 +43,7 @@ import {
 } from "./PgError.ts"
 import { encodeQuery } from "./internal/frontend.ts"
 import { toParameters } from "./internal/parameters.ts"
+import { PortalHandler } from "./internal/portal.ts"
 import { parseCommandTag, QueryHandler, type QueryOutcome } from "./internal/query.ts"
 import { resultFormat } from "./internal/rowReader.ts"
 import { describeEndpoint, type Endpoint, negotiateTls, openSocket } from "./internal/socket.ts"
@@ -96,17 +103,17 @@ export interface Field {
  *
  * @since 0.1.0
  */
-export interface QueryResult {
+export interface QueryResult<R = RowFactory.Tuple> {
   /** The command, e.g. `SELECT`, `INSERT`, `CREATE TABLE`. */
   readonly command: string
   /** The full command tag, e.g. `INSERT 0 3`. */
   readonly commandTag: string
   /** Rows affected or returned, for the commands that report it. */
   readonly rowCount: number | undefined
-  readonly rows: ReadonlyArray<ReadonlyArray<unknown>>
+  readonly rows: ReadonlyArray<R>
   readonly fields: ReadonlyArray<Field>
   /** Every statement's result, for a multi-statement simple query; otherwise just this one. */
-  readonly results: ReadonlyArray<QueryResult>
+  readonly results: ReadonlyArray<QueryResult<R>>
 }
 
 /**
@@ -114,9 +121,21 @@ export interface QueryResult {
  *
  * @since 0.1.0
  */
-export interface ExecuteOptions {
+export interface ExecuteOptions<A> {
   /** `true` prepares now, `false` never prepares; unset follows `prepareThreshold`. */
   readonly prepare?: boolean | undefined
+  /** The shape of the rows of this call (default: the connection's). */
+  readonly rowFactory?: RowFactory.RowFactory<A> | undefined
+}
+
+/**
+ * Options of `stream`.
+ *
+ * @since 0.1.0
+ */
+export interface StreamOptions<A> extends ExecuteOptions<A> {
+  /** Rows fetched per round trip (Execute with a row limit); default 1000. */
+  readonly batchSize?: number | undefined
 }
 
 /**
@@ -124,7 +143,9 @@ export interface ExecuteOptions {
  *
  * @since 0.1.0
  */
-export interface ConnectOptions {
+export interface ConnectOptions<R = RowFactory.Tuple> {
+  /** The shape of rows (psycopg's `row_factory`); default `RowFactory.tuple`. */
+  readonly rowFactory?: RowFactory.RowFactory<R> | undefined
   /**
    * Executions of the same statement before it is prepared (psycopg's
    * `prepare_threshold`, default 5; 0 prepares at once). `null` never
@@ -146,7 +167,7 @@ export interface ConnectOptions {
  *
  * @since 0.1.0
  */
-export interface Connection {
+export interface Connection<R = RowFactory.Tuple> {
   readonly info: ConnectionInfo
   /** Closed by `close` or by its scope, or lost. */
   readonly closed: boolean
@@ -156,11 +177,22 @@ export interface Connection {
    * Runs one statement, or a script of several when there are no
    * parameters. Parameters always travel as bind values (`$1`, `$2`, …).
    */
-  readonly execute: (
+  readonly execute: <A = R>(
     sql: string,
     params?: ReadonlyArray<unknown>,
-    options?: ExecuteOptions
-  ) => Effect.Effect<QueryResult, PgError>
+    options?: ExecuteOptions<A>
+  ) => Effect.Effect<QueryResult<A>, PgError>
+  /**
+   * Streams the rows of one statement with bounded memory: they come from a
+   * portal, `batchSize` rows per round trip (the next batch is fetched while
+   * the current one is consumed). The connection is held for the stream's
+   * life; ending the stream early closes the portal.
+   */
+  readonly stream: <A = R>(
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: StreamOptions<A>
+  ) => Stream.Stream<A, PgError>
   /** Asks the server to cancel the running statement (a CancelRequest on a new socket). */
   readonly cancel: Effect.Effect<void, ConnectionError>
   /** Sends Terminate and closes the socket. Idempotent. */
@@ -179,7 +211,7 @@ export interface Connection {
 export class PgConnection extends Context.Service<PgConnection, Connection>()("@pgfx/core/Connection") {}
 
 /** The connections the current fiber holds through `Session.exclusive`. */
-const HeldSessions = Context.Reference<ReadonlySet<ConnectionImpl>>("@pgfx/core/Connection/HeldSessions", {
+const HeldSessions = Context.Reference<ReadonlySet<ConnectionImpl<unknown>>>("@pgfx/core/Connection/HeldSessions", {
   defaultValue: () => new Set()
 })
 
@@ -200,6 +232,7 @@ const parseServerVersion = (text: string | undefined): number => {
 const encodeBind = PgProtocol.makeBindEncoder(PgTypes.writeParameter, PgTypes.isTextFormat)
 const SYNC = PgProtocol.encodeSync()
 const EXECUTE_ALL = PgProtocol.encodeExecute({ portal: "", maxRows: 0 })
+const FLUSH = PgProtocol.encodeFlush()
 const DESCRIBE_PORTAL = PgProtocol.encodeDescribe({ target: "portal", name: "" })
 
 /**
@@ -231,23 +264,6 @@ const toField = (field: PgProtocol.FieldDescription): Field => ({
   typeSize: field.dataTypeSize
 })
 
-const toQueryResult = (outcome: QueryOutcome): QueryResult => {
-  const results = outcome.results.map((set): QueryResult => {
-    const { command, rowCount } = parseCommandTag(set.commandTag)
-    const result: QueryResult = {
-      command,
-      commandTag: set.commandTag,
-      rowCount,
-      rows: set.rows,
-      fields: set.fields.map(toField),
-      results: []
-    }
-    return result
-  })
-  const first = results[0] ?? { command: "", commandTag: "", rowCount: undefined, rows: [], fields: [], results: [] }
-  return { ...first, results }
-}
-
 const logNotices = (notices: ReadonlyArray<Diagnostic>) =>
   notices.length === 0 ? Effect.void : Effect.forEach(notices, logNotice, { discard: true })
 
@@ -261,7 +277,7 @@ const logNotice = (notice: Diagnostic) => {
   return log.pipe(Effect.annotateLogs({ sqlState: notice.sqlState, source: "postgresql" }))
 }
 
-class ConnectionImpl implements Connection {
+class ConnectionImpl<R> implements Connection<R> {
   private readonly sessionLock = Semaphore.makeUnsafe(1)
   private readonly requestLock = Semaphore.makeUnsafe(1)
   private readonly statements: StatementCache
@@ -277,13 +293,9 @@ class ConnectionImpl implements Connection {
     private readonly endpoint: Endpoint,
     startup: StartupResult,
     config: PgConfig.PgConfig,
-    private readonly options: {
-      readonly prepareThreshold: number | null
-      readonly preparedMax: number
-      readonly cancelTimeout: Duration.Duration
-      readonly drainTimeout: Duration.Duration
-    },
-    encrypted: boolean
+    private readonly options: ResolvedOptions,
+    encrypted: boolean,
+    private readonly rowFactory: RowFactory.RowFactory<R>
   ) {
     this.parameters = startup.parameters
     this.status = statusName[startup.transactionStatus]
@@ -349,8 +361,8 @@ class ConnectionImpl implements Connection {
   }
 
   /** Whether the current fiber holds this connection through `exclusive`. */
-  private holds(held: ReadonlySet<ConnectionImpl>): boolean {
-    return held.has(this)
+  private holds(held: ReadonlySet<ConnectionImpl<unknown>>): boolean {
+    return held.has(this as ConnectionImpl<unknown>)
   }
 
   /**
@@ -361,7 +373,7 @@ class ConnectionImpl implements Connection {
   exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.flatMap(HeldSessions, (held) => {
       if (this.holds(held)) return effect
-      const next = new Set(held).add(this)
+      const next = new Set(held).add(this as ConnectionImpl<unknown>)
       return this.sessionLock.withPermit(Effect.provideService(effect, HeldSessions, next))
     })
   }
@@ -506,85 +518,191 @@ class ConnectionImpl implements Connection {
     })
   }
 
-  execute(sql: string, params?: ReadonlyArray<unknown>, options?: ExecuteOptions): Effect.Effect<QueryResult, PgError> {
-    if (params === undefined) return this.simple(sql)
-    const parameters = toParameters(params)
-    if (Result.isFailure(parameters)) return Effect.fail(parameters.failure)
-    return this.extended(sql, parameters.success, options?.prepare)
-  }
-
-  private simple(sql: string): Effect.Effect<QueryResult, PgError> {
-    if (sql.includes("\u0000")) {
-      return Effect.fail(new ParameterError({ message: "the query text contains a NUL byte" }))
-    }
-    const handler = new QueryHandler(sql, undefined)
-    return this.finish(sql, this.request([encodeQuery(sql)], handler))
-  }
-
-  private extended(
+  execute<A = R>(
     sql: string,
-    parameters: ReadonlyArray<PgTypes.Parameter>,
-    prepare: boolean | undefined
-  ): Effect.Effect<QueryResult, PgError> {
-    if (sql.includes("\u0000")) {
-      return Effect.fail(new ParameterError({ message: "the query text contains a NUL byte" }))
+    params?: ReadonlyArray<unknown>,
+    options?: ExecuteOptions<A>
+  ): Effect.Effect<QueryResult<A>, PgError> {
+    const factory = (options?.rowFactory ?? this.rowFactory) as RowFactory.RowFactory<A>
+    if (params === undefined) {
+      if (sql.includes("\u0000")) return Effect.fail(nulInQuery())
+      return this.finish(sql, this.request([encodeQuery(sql)], new QueryHandler(sql, undefined)), factory)
     }
+    const planned = this.plan(sql, params, options?.prepare)
+    if (Result.isFailure(planned)) return Effect.fail(planned.failure)
+    const plan = planned.success
+    const run = this.request([...plan.frames, EXECUTE_ALL, SYNC], new QueryHandler(sql, plan.preset)).pipe(
+      Effect.tap((outcome) => Effect.sync(() => plan.remember(outcome.error === undefined ? outcome.description : undefined)))
+    )
+    return this.finish(sql, run, factory)
+  }
+
+  /**
+   * The frames that bind `params` to `sql` (Parse when not prepared, Bind,
+   * Describe when the columns are not known yet), following the
+   * prepared-statement policy. Execute and Sync are left to the caller.
+   */
+  private plan(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    prepare: boolean | undefined
+  ): Result.Result<Plan, ParameterError> {
+    if (sql.includes("\u0000")) return Result.fail(nulInQuery())
+    const converted = toParameters(params)
+    if (Result.isFailure(converted)) return Result.fail(converted.failure)
+    const parameters = converted.success
     const oids = parameters.map((parameter) => parameter.oid)
     const key = oids.length === 0 ? sql : `${sql}\u0000${oids.join(",")}`
     const frames: Array<Uint8Array> = []
-    for (const name of this.statements.takeEvicted()) {
-      frames.push(PgProtocol.encodeClose({ target: "statement", name }))
-    }
     const cached = prepare === false ? undefined : this.statements.get(key)
-    let handler: QueryHandler
-    let preparing: string | undefined
-    if (cached !== undefined) {
-      const bind = encodeBind({ portal: "", statement: cached.name, parameters })
-      if (Result.isFailure(bind)) return Effect.fail(bindError(bind.failure))
-      frames.push(withResultFormats(bind.success, cached.formats), EXECUTE_ALL, SYNC)
-      handler = new QueryHandler(sql, cached.fields)
-    } else {
+    try {
+      if (cached !== undefined) {
+        const bind = encodeBind({ portal: "", statement: cached.name, parameters })
+        if (Result.isFailure(bind)) return Result.fail(bindError(bind.failure))
+        for (const name of this.statements.takeEvicted()) {
+          frames.push(PgProtocol.encodeClose({ target: "statement", name }))
+        }
+        frames.push(withResultFormats(bind.success, cached.formats))
+        return Result.succeed({ frames, preset: cached.fields, remember: noRemember })
+      }
       const threshold = this.options.prepareThreshold
       const wanted = prepare === true ||
         (prepare === undefined && threshold !== null && this.statements.countUse(key) >= threshold)
-      preparing = wanted ? this.statements.nextName() : undefined
-      const bind = encodeBind({ portal: "", statement: preparing ?? "", parameters })
-      if (Result.isFailure(bind)) return Effect.fail(bindError(bind.failure))
-      const parse = PgProtocol.encodeParse({ name: preparing ?? "", query: sql, parameterTypes: oids })
-      if (Result.isFailure(parse)) return Effect.fail(bindError(parse.failure))
+      const name = wanted ? this.statements.nextName() : ""
+      const parse = PgProtocol.encodeParse({ name, query: sql, parameterTypes: oids })
+      if (Result.isFailure(parse)) return Result.fail(bindError(parse.failure))
+      const bind = encodeBind({ portal: "", statement: name, parameters })
+      if (Result.isFailure(bind)) return Result.fail(bindError(bind.failure))
+      for (const evicted of this.statements.takeEvicted()) {
+        frames.push(PgProtocol.encodeClose({ target: "statement", name: evicted }))
+      }
       // First runs ask for text results: the column types are not known
       // before Bind, and text decodes every type. Prepared runs get binary.
-      frames.push(parse.success, withResultFormats(bind.success, "text"), DESCRIBE_PORTAL, EXECUTE_ALL, SYNC)
-      handler = new QueryHandler(sql, undefined)
+      frames.push(parse.success, withResultFormats(bind.success, "text"), DESCRIBE_PORTAL)
+      const remember = name === "" ? noRemember : (description: ReadonlyArray<PgProtocol.FieldDescription> | undefined) => {
+        if (description === undefined) return
+        const fields = description.map((field) => ({ ...field, format: resultFormat(field.dataTypeOid) }))
+        this.statements.set(key, { name, fields, formats: fields.map((field) => field.format) })
+      }
+      return Result.succeed({ frames, preset: undefined, remember })
+    } catch (cause) {
+      // A custom codec may throw instead of returning its failure.
+      return Result.fail(bindError(cause instanceof Error ? cause : new Error(String(cause))))
     }
-    const run = this.request(frames, handler).pipe(
-      Effect.tap((outcome) =>
-        Effect.sync(() => {
-          if (preparing !== undefined && outcome.error === undefined && outcome.description !== undefined) {
-            const fields = outcome.description.map((field) => ({ ...field, format: resultFormat(field.dataTypeOid) }))
-            this.statements.set(key, { name: preparing, fields, formats: fields.map((field) => field.format) })
-          }
-        })
-      )
-    )
-    return this.finish(sql, run)
   }
 
-  private finish(
+  private finish<A>(
     sql: string,
-    run: Effect.Effect<QueryOutcome, ConnectionError | ProtocolError>
-  ): Effect.Effect<QueryResult, PgError> {
+    run: Effect.Effect<QueryOutcome, ConnectionError | ProtocolError>,
+    factory: RowFactory.RowFactory<A>
+  ): Effect.Effect<QueryResult<A>, PgError> {
     return Effect.flatMap(run, (outcome) => {
       for (const result of outcome.results) this.statements.observe(result.commandTag)
-      for (const notice of outcome.notices) this.emitNotice(notice)
-      const logged = logNotices(outcome.notices)
+      const notices = this.takeNotices(outcome.notices)
+      const logged = logNotices(notices)
       if (outcome.error !== undefined) {
         return Effect.andThen(logged, Effect.fail(outcome.error))
       }
-      return Effect.as(logged, toQueryResult(outcome))
+      const shaped = shapeResult(outcome, factory)
+      return Effect.andThen(logged, shaped)
     }).pipe(Effect.withSpan("pgfx.execute", { attributes: { "db.statement": sql, "db.system": "postgresql" } }))
   }
+
+  /** The notices of a statement plus any that arrived between statements; each goes to the listeners once. */
+  private takeNotices(notices: ReadonlyArray<Diagnostic>): ReadonlyArray<Diagnostic> {
+    for (const notice of notices) this.emitNotice(notice)
+    if (this.strayNotices.length === 0) return notices
+    const all = [...this.strayNotices, ...notices]
+    this.strayNotices.length = 0
+    return all
+  }
+
+  stream<A = R>(
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: StreamOptions<A>
+  ): Stream.Stream<A, PgError> {
+    const factory = (options?.rowFactory ?? this.rowFactory) as RowFactory.RowFactory<A>
+    const batchSize = options?.batchSize ?? 1000
+    const self = this
+    return Stream.unwrap(Effect.gen(function*() {
+      const planned = self.plan(sql, params ?? [], options?.prepare)
+      if (Result.isFailure(planned)) return Stream.fail(planned.failure)
+      const plan = planned.success
+      const held = yield* self.holdScoped
+      const portal = new PortalHandler(sql, plan.preset, batchSize)
+      yield* Effect.addFinalizer(() => Effect.provideService(self.closePortal(portal), HeldSessions, held))
+      if (self.wire.closed) return Stream.fail(self.notOpen())
+      self.wire.enqueue(portal)
+      self.wire.writeAll([...plan.frames, portal.executeFrame, FLUSH])
+      let shape: ((values: ReadonlyArray<unknown>) => A) | undefined
+      const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<A>, PgError> = Effect.flatMap(
+        portal.next,
+        (batch): Pull.Pull<Arr.NonEmptyReadonlyArray<A>, PgError> => {
+          if (batch === undefined) {
+            plan.remember(portal.description)
+            return Cause.done()
+          }
+          shape ??= factory.make(portal.fields.map(toField))
+          return Effect.try({
+            try: () => batch.map(shape!) as unknown as Arr.NonEmptyReadonlyArray<A>,
+            catch: (cause) => cause as DecodeError
+          })
+        }
+      )
+      return Stream.fromPull(Effect.succeed(pull))
+    })).pipe(Stream.scoped)
+  }
+
+  /** Takes the session for the life of a scope, unless the fiber already holds it. */
+  private get holdScoped(): Effect.Effect<ReadonlySet<ConnectionImpl<unknown>>, never, Scope.Scope> {
+    return Effect.flatMap(HeldSessions, (held) => {
+      if (this.holds(held)) return Effect.succeed(held)
+      return Effect.as(Semaphore.takeScoped(this.sessionLock, 1), new Set(held).add(this as ConnectionImpl<unknown>))
+    })
+  }
+
+  /** Ends a portal early or late: Sync when the server is waiting, cancel when it is working. */
+  private closePortal(portal: PortalHandler): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (portal.done || this.wire.closed) return Effect.void
+      if (portal.stop(this.wire.context)) {
+        return portal.await.pipe(
+          Effect.timeoutOption(this.options.drainTimeout),
+          Effect.flatMap((drained) => drained._tag === "Some" ? Effect.void : this.session.invalidate("a portal did not close in time")),
+          Effect.catch(() => Effect.void)
+        )
+      }
+      return this.cancelAndDrain(portal)
+    })
+  }
 }
+
+interface Plan {
+  readonly frames: ReadonlyArray<Uint8Array>
+  readonly preset: ReadonlyArray<PgProtocol.FieldDescription> | undefined
+  /** Caches the statement's columns once it ran successfully (prepared statements only). */
+  readonly remember: (description: ReadonlyArray<PgProtocol.FieldDescription> | undefined) => void
+}
+
+const noRemember = () => {}
+
+const nulInQuery = () => new ParameterError({ message: "the query text contains a NUL byte" })
+
+const shapeResult = <A>(outcome: QueryOutcome, factory: RowFactory.RowFactory<A>): Effect.Effect<QueryResult<A>, DecodeError> =>
+  Effect.try({
+    try: () => {
+      const results = outcome.results.map((set): QueryResult<A> => {
+        const { command, rowCount } = parseCommandTag(set.commandTag)
+        const fields = set.fields.map(toField)
+        const shape = factory.make(fields)
+        return { command, commandTag: set.commandTag, rowCount, rows: set.rows.map(shape), fields, results: [] }
+      })
+      const first = results[0] ?? { command: "", commandTag: "", rowCount: undefined, rows: [], fields: [], results: [] }
+      return { ...first, results }
+    },
+    catch: (cause) => cause as DecodeError
+  })
 
 const bindError = (cause: { readonly message: string }) =>
   new ParameterError({ message: `cannot encode parameters: ${cause.message}`, cause })
@@ -657,7 +775,7 @@ const shuffle = <A>(items: ReadonlyArray<A>): Array<A> => {
 
 /** Whether a fresh session satisfies `target_session_attrs`. */
 const checkSessionAttrs = (
-  connection: ConnectionImpl,
+  connection: ConnectionImpl<unknown>,
   wanted: PgConfig.TargetSessionAttrs
 ): Effect.Effect<boolean, PgError> =>
   Effect.gen(function*() {
@@ -679,17 +797,23 @@ const checkSessionAttrs = (
   })
 
 // Servers 14+ report both settings at startup; older ones are asked.
-const isReadOnly = (connection: ConnectionImpl) => {
+const isReadOnly = (connection: ConnectionImpl<unknown>) => {
   const reported = connection.info.parameterStatus("default_transaction_read_only")
   const standby = connection.info.parameterStatus("in_hot_standby")
   if (reported !== undefined && standby !== undefined) return Effect.succeed(reported === "on" || standby === "on")
-  return Effect.map(connection.execute("SHOW transaction_read_only"), (result) => result.rows[0]?.[0] === "on")
+  return Effect.map(
+    connection.execute("SHOW transaction_read_only", undefined, { rowFactory: RowFactory.tuple }),
+    (result) => result.rows[0]?.[0] === "on"
+  )
 }
 
-const isStandby = (connection: ConnectionImpl) => {
+const isStandby = (connection: ConnectionImpl<unknown>) => {
   const reported = connection.info.parameterStatus("in_hot_standby")
   if (reported !== undefined) return Effect.succeed(reported === "on")
-  return Effect.map(connection.execute("SELECT pg_catalog.pg_is_in_recovery()"), (result) => result.rows[0]?.[0] === true)
+  return Effect.map(
+    connection.execute("SELECT pg_catalog.pg_is_in_recovery()", undefined, { rowFactory: RowFactory.tuple }),
+    (result) => result.rows[0]?.[0] === true
+  )
 }
 
 /** Startup on an open socket: returns a ready connection. */
@@ -700,7 +824,7 @@ const handshake = (
   password: Redacted.Redacted<string> | undefined,
   options: ResolvedOptions
 ) =>
-  Effect.callback<ConnectionImpl, ConnectionError | ProtocolError>((resume) => {
+  Effect.callback<ConnectionImpl<unknown>, ConnectionError | ProtocolError>((resume) => {
     const where = describeEndpoint(endpoint)
     const wire = new Wire(transport.socket, where)
     const machine = makeStartup({
@@ -709,11 +833,14 @@ const handshake = (
       password: () => password === undefined ? undefined : Redacted.value(password),
       parameters: {
         application_name: config.applicationName,
-        options: config.options
+        options: config.options,
+        // The text decoders read ISO dates; floats must round-trip exactly.
+        DateStyle: "ISO, MDY",
+        extra_float_digits: "3"
       },
       address: where
     })
-    let ready: ConnectionImpl | undefined
+    let ready: ConnectionImpl<unknown> | undefined
     wire.enqueue({
       onMessage: (message) => {
         const step = machine.onMessage(message)
@@ -728,7 +855,7 @@ const handshake = (
             wire.destroy(step.error)
             return true
           case "Ready":
-            ready = new ConnectionImpl(wire, endpoint, step.result, config, options, transport.encrypted)
+            ready = new ConnectionImpl(wire, endpoint, step.result, config, options, transport.encrypted, options.rowFactory)
             return true
         }
       },
@@ -742,6 +869,7 @@ const handshake = (
   })
 
 interface ResolvedOptions {
+  readonly rowFactory: RowFactory.RowFactory<unknown>
   readonly prepareThreshold: number | null
   readonly preparedMax: number
   readonly cancelTimeout: Duration.Duration
@@ -753,7 +881,7 @@ const attemptOne = (
   config: PgConfig.PgConfig,
   options: ResolvedOptions,
   timeout: Duration.Duration
-): Effect.Effect<ConnectionImpl, PgError> => {
+): Effect.Effect<ConnectionImpl<unknown>, PgError> => {
   const where = describeEndpoint(attempt.endpoint)
   return Effect.gen(function*() {
     const password = yield* PgConfig.passwordFor(config, {
@@ -811,13 +939,14 @@ const isResolved = (settings: ConnectionSettings): settings is PgConfig.PgConfig
  *
  * @since 0.1.0
  */
-export const connect = (
+export const connect = <R = RowFactory.Tuple>(
   settings: ConnectionSettings = "",
-  options?: ConnectOptions
-): Effect.Effect<Connection, PgError | PgConfig.PgConfigError, Scope.Scope> =>
+  options?: ConnectOptions<R>
+): Effect.Effect<Connection<R>, PgError | PgConfig.PgConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const config = isResolved(settings) ? settings : yield* PgConfig.make(settings)
     const resolved: ResolvedOptions = {
+      rowFactory: options?.rowFactory ?? RowFactory.tuple,
       prepareThreshold: options?.prepareThreshold === undefined ? 5 : options.prepareThreshold,
       preparedMax: options?.preparedMax ?? 100,
       cancelTimeout: Duration.fromInputUnsafe(options?.cancelTimeout ?? "5 seconds"),
@@ -826,10 +955,11 @@ export const connect = (
     const timeout = config.connectTimeout !== undefined && config.connectTimeout > 0
       ? Duration.seconds(config.connectTimeout)
       : Duration.fromInputUnsafe(options?.defaultConnectTimeout ?? "30 seconds")
-    return yield* Effect.acquireRelease(
+    const connection = yield* Effect.acquireRelease(
       openFirst(config, resolved, timeout),
       (connection) => connection.close
     )
+    return connection as ConnectionImpl<unknown> as Connection<R>
   })
 
 const openFirst = (config: PgConfig.PgConfig, options: ResolvedOptions, timeout: Duration.Duration) =>

@@ -61,6 +61,14 @@
 import * as PgTypes from "@effect/sql-pg/PgTypes"
 import type * as Result from "effect/Result"
 
+const TypeId: PgTypes.ParameterTypeId = PgTypes.ParameterTypeId
+
+/** The parameters this module builds itself (`PgTypes.isParameter` accepts them). */
+class TypedParameter implements PgTypes.Parameter {
+  readonly [TypeId]: PgTypes.ParameterTypeId = TypeId
+  constructor(readonly oid: number, readonly value: unknown) {}
+}
+
 /**
  * A value paired with the type OID it is sent as.
  *
@@ -98,11 +106,7 @@ export const isParameter: (value: unknown) => value is Parameter = PgTypes.isPar
  *
  * @since 0.1.0
  */
-export const untyped = (text: string | null): Parameter => ({
-  [PgTypes.ParameterTypeId]: PgTypes.ParameterTypeId,
-  oid: 0,
-  value: text
-})
+export const untyped = (text: string | null): Parameter => new TypedParameter(0, text)
 
 /** A `bool` parameter. @since 0.1.0 */
 export const bool: (value: boolean | null) => Parameter = PgTypes.bool
@@ -290,8 +294,4 @@ const arrayOids: { readonly [K in ArrayElementType]: number } = {
 export const arrayOf = <K extends ArrayElementType>(
   type: K,
   values: ReadonlyArray<ArrayElementTypes[K] | null> | null
-): Parameter => ({
-  [PgTypes.ParameterTypeId]: PgTypes.ParameterTypeId,
-  oid: arrayOids[type],
-  value: values
-})
+): Parameter => new TypedParameter(arrayOids[type], values)

@@ -12,3 +12,12 @@ export * as PgError from "./PgError.ts"
 
 /** A connection as a scoped resource: connect, execute, cancel, close. @since 0.1.0 */
 export * as Connection from "./Connection.ts"
+
+/** Row shapes: tuple, record (dict_row), schema-decoded, custom. @since 0.1.0 */
+export * as RowFactory from "./RowFactory.ts"
+
+/** The low-level session API for protocol extensions (COPY, pools). @since 0.1.0 */
+export * as Session from "./Session.ts"
+
+/** Explicitly typed parameters and the JS ↔ PostgreSQL type mapping. @since 0.1.0 */
+export * as PgValue from "./PgValue.ts"

@@ -416,6 +416,8 @@ describe("scalar decoders", () => {
     expect(decodeText("04:05:06.5+05:30", OID.timetz)).toBe("04:05:06.5+05:30")
     expect(decodeText("04:05:06-08", OID.timetz)).toBe("04:05:06-08:00")
     expect(() => decodeText("25:00:00", OID.time)).toThrow(PgTypes.CodecError)
+    expect(() => decodeText("24:00:01", OID.time)).toThrow(PgTypes.CodecError)
+    expect(() => decodeText("4:5", OID.time)).toThrow(PgTypes.CodecError)
     expect(() => decodeText("04:05:06", OID.timetz)).toThrow(PgTypes.CodecError)
   })
 

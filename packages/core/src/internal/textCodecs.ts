@@ -354,7 +354,8 @@ const decodeTimestamptz = (text: string): Date => new Date(timestampMillis(text,
 /** Microseconds since midnight of `time` text. */
 const decodeTime = (text: string): bigint => {
   if (!readClock(text, 0, text.length) || clockHours > 24) return fail(`Invalid time "${text}"`)
-  return BigInt(clockHours * 3_600_000_000 + clockMicros)
+  const micros = clockHours * 3_600_000_000 + clockMicros
+  return micros <= 86_400_000_000 ? BigInt(micros) : fail(`Invalid time "${text}"`)
 }
 
 const pad2 = (value: number): string => value < 10 ? `0${value}` : String(value)

@@ -295,3 +295,20 @@ export const arrayOf = <K extends ArrayElementType>(
   type: K,
   values: ReadonlyArray<ArrayElementTypes[K] | null> | null
 ): Parameter => new TypedParameter(arrayOids[type], values)
+
+/**
+ * Text-format decoders (the simple query protocol, text COPY): the same JS
+ * values the binary decoders give, per type OID; unknown OIDs return the
+ * text itself.
+ *
+ * @since 0.1.0
+ */
+export { decodeText, decodeTextArray, textDecoderFor, type TextValueDecoder } from "./internal/textCodecs.ts"
+
+/**
+ * Infers the typed parameter of a JS value (see the table above); checks it
+ * before anything is sent.
+ *
+ * @since 0.1.0
+ */
+export { toParameter, toParameters } from "./internal/parameters.ts"

@@ -151,3 +151,18 @@ export interface Session {
   /** Closes the connection as broken (e.g. after a protocol state it cannot recover from). */
   readonly invalidate: (reason: string) => Effect.Effect<void>
 }
+
+/**
+ * Frontend messages beyond `PgProtocol`'s: simple Query and the COPY
+ * sub-protocol (CopyData, CopyDone, CopyFail).
+ *
+ * @since 0.1.0
+ */
+export {
+  encodeCopyData,
+  encodeCopyDone,
+  encodeCopyFail,
+  encodeQuery,
+  maxCopyFailReason,
+  writeCopyDataHeader
+} from "./internal/frontend.ts"

@@ -27,22 +27,28 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
+import * as Queue from "effect/Queue"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as dns from "node:dns"
 import * as net from "node:net"
+import * as Cursor from "./Cursor.ts"
 import * as PgConfig from "./PgConfig.ts"
 import * as RowFactory from "./RowFactory.ts"
+import * as Transaction from "./Transaction.ts"
 import {
   ConnectionError,
   type DecodeError,
   type Diagnostic,
+  InterfaceError,
   type PgError,
   ParameterError,
+  PipelineAborted,
   type ProtocolError
 } from "./PgError.ts"
 import { encodeQuery } from "./internal/frontend.ts"
 import { toParameters } from "./internal/parameters.ts"
+import { PipelineHandler, type PipelineSlot } from "./internal/pipeline.ts"
 import { PortalHandler } from "./internal/portal.ts"
 import { parseCommandTag, QueryHandler, type QueryOutcome } from "./internal/query.ts"
 import { resultFormat } from "./internal/rowReader.ts"
@@ -146,6 +152,8 @@ export interface StreamOptions<A> extends ExecuteOptions<A> {
 export interface ConnectOptions<R = RowFactory.Tuple> {
   /** The shape of rows (psycopg's `row_factory`); default `RowFactory.tuple`. */
   readonly rowFactory?: RowFactory.RowFactory<R> | undefined
+  /** Default `true`; `false` gives psycopg's implicit transactions (see `Connection.autocommit`). */
+  readonly autocommit?: boolean | undefined
   /**
    * Executions of the same statement before it is prepared (psycopg's
    * `prepare_threshold`, default 5; 0 prepares at once). `null` never
@@ -201,6 +209,89 @@ export interface Connection<R = RowFactory.Tuple> {
   readonly session: Session
   /** Notices the server sent outside any statement are logged; this hook also receives every notice. */
   readonly onNotice: (listener: (notice: Diagnostic) => void) => () => void
+  /** The connection's default row factory. */
+  readonly rowFactory: RowFactory.RowFactory<R>
+  /**
+   * Runs one statement per parameter list, pipelined: every Bind/Execute is
+   * sent before any result is read, with one Sync, so the batch costs one
+   * round trip and is one implicit transaction (all or nothing outside a
+   * transaction block).
+   */
+  readonly executeMany: <A = R>(
+    sql: string,
+    paramsList: ReadonlyArray<ReadonlyArray<unknown>>,
+    options?: ExecuteOptions<A>
+  ) => Effect.Effect<ReadonlyArray<QueryResult<A>>, PgError>
+  /**
+   * Pipeline mode: sends every statement before reading any result and
+   * returns each one's outcome in order. As in PostgreSQL, an error aborts
+   * the statements after it (`PipelineAborted`) and, outside a transaction
+   * block, rolls back those before it.
+   */
+  readonly pipeline: <A = R>(
+    statements: ReadonlyArray<PipelineStatement>,
+    options?: Pick<ExecuteOptions<A>, "rowFactory">
+  ) => Effect.Effect<ReadonlyArray<Exit.Exit<QueryResult<A>, PgError>>, ConnectionError | ProtocolError>
+  /**
+   * Runs `effect` in a transaction block (a savepoint when nested). See
+   * `Transaction`.
+   */
+  readonly transaction: <A, E, R2>(
+    effect: Effect.Effect<A, E, R2>,
+    options?: Transaction.TransactionOptions
+  ) => Effect.Effect<Transaction.BlockResult<A, E>, Exclude<E, Transaction.Rollback> | PgError, R2>
+  /** A client cursor (psycopg's `conn.cursor()`). */
+  readonly cursor: <A = R>(options?: { readonly rowFactory?: RowFactory.RowFactory<A> | undefined }) => Cursor.Cursor<A>
+  /** A server-side named cursor, closed when the scope closes. */
+  readonly serverCursor: <A = R>(
+    name: string,
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: Cursor.ServerCursorOptions<A>
+  ) => Effect.Effect<Cursor.ServerCursor<A>, PgError, Scope.Scope>
+  /**
+   * LISTENs on the channels for as long as the stream runs (UNLISTEN when it
+   * ends). The stream fails with a `ConnectionError` if the connection is
+   * lost, so a retry can subscribe again on a new one.
+   */
+  readonly listen: (...channels: ReadonlyArray<string>) => Stream.Stream<Notification, PgError>
+  /** `pg_notify(channel, payload)`, with both as bind values. */
+  readonly notify: (channel: string, payload?: string) => Effect.Effect<void, PgError>
+  /**
+   * Off: the first statement from IDLE opens a transaction (psycopg's
+   * default), ended by `commit` / `rollback`, or by the connection's scope:
+   * COMMIT when it succeeds, ROLLBACK when it fails. On (pgfx's default):
+   * each statement commits by itself unless inside `transaction`.
+   */
+  readonly autocommit: boolean
+  /** Changes `autocommit`; only while IDLE, like psycopg. */
+  readonly setAutocommit: (value: boolean) => Effect.Effect<void, InterfaceError>
+  /** Commits the open transaction (no-op when IDLE). */
+  readonly commit: Effect.Effect<void, PgError>
+  /** Rolls back the open transaction (no-op when IDLE). */
+  readonly rollback: Effect.Effect<void, PgError>
+}
+
+/**
+ * A statement of a pipeline.
+ *
+ * @since 0.1.0
+ */
+export interface PipelineStatement {
+  readonly sql: string
+  readonly params?: ReadonlyArray<unknown> | undefined
+}
+
+/**
+ * A NOTIFY received on a LISTENed channel.
+ *
+ * @since 0.1.0
+ */
+export interface Notification {
+  readonly channel: string
+  readonly payload: string
+  /** Backend pid of the notifying session. */
+  readonly pid: number
 }
 
 /**
@@ -286,6 +377,8 @@ class ConnectionImpl<R> implements Connection<R> {
   private closedByUser = false
   private readonly noticeListeners = new Set<(notice: Diagnostic) => void>()
   private readonly strayNotices: Array<Diagnostic> = []
+  private readonly listeners = new Map<string, Set<Queue.Queue<Notification, PgError | Cause.Done>>>()
+  autocommit: boolean
   readonly info: ConnectionInfo
 
   constructor(
@@ -295,8 +388,9 @@ class ConnectionImpl<R> implements Connection<R> {
     config: PgConfig.PgConfig,
     private readonly options: ResolvedOptions,
     encrypted: boolean,
-    private readonly rowFactory: RowFactory.RowFactory<R>
+    readonly rowFactory: RowFactory.RowFactory<R>
   ) {
+    this.autocommit = options.autocommit
     this.parameters = startup.parameters
     this.status = statusName[startup.transactionStatus]
     this.statements = new StatementCache(options.preparedMax)
@@ -319,7 +413,12 @@ class ConnectionImpl<R> implements Connection<R> {
       dsn: PgConfig.describe(config)
     }
     wire.setHooks({
-      onNotification: () => {},
+      onNotification: (message) => {
+        const subscribers = this.listeners.get(message.channel)
+        if (subscribers === undefined) return
+        const notification: Notification = { channel: message.channel, payload: message.payload, pid: message.pid }
+        for (const queue of subscribers) Queue.offerUnsafe(queue, notification)
+      },
       onParameterStatus: (name, value) => {
         this.parameters.set(name, value)
       },
@@ -330,10 +429,13 @@ class ConnectionImpl<R> implements Connection<R> {
       onReadyForQuery: (status) => {
         this.status = statusName[status]
       },
-      onClose: () => {}
+      onClose: (error) => {
+        for (const subscribers of this.listeners.values()) {
+          for (const queue of subscribers) Queue.failCauseUnsafe(queue, Cause.fail(error))
+        }
+      }
     })
     this.secret = startup.secret
-    ;(this.session as { backendPid: number }).backendPid = startup.pid
   }
 
   private readonly secret: number
@@ -431,18 +533,24 @@ class ConnectionImpl<R> implements Connection<R> {
     })
   }
 
-  readonly session: Session = {
-    backendPid: 0,
-    exclusive: (effect) => this.exclusive(effect),
-    request: (frames, handler) => this.request(frames, handler),
-    send: (frames, handler) => this.send(frames, handler),
-    awaitResponse: (handler) => this.awaitResponse(handler),
-    write: (bytes) => this.write(bytes),
+  readonly session: Session = ((connection: ConnectionImpl<R>): Session => ({
+    get backendPid() {
+      return connection.info.backendPid
+    },
+    exclusive: (effect) => connection.exclusive(effect),
+    get hold() {
+      return connection.hold
+    },
+    request: (frames, handler) => connection.request(frames, handler),
+    send: (frames, handler) => connection.send(frames, handler),
+    awaitResponse: (handler) => connection.awaitResponse(handler),
+    write: (bytes) => connection.write(bytes),
     invalidate: (reason) =>
       Effect.sync(() => {
-        this.wire.destroy(this.brokenError(reason))
+        connection.wire.destroy(connection.brokenError(reason))
       })
-  }
+  }))(this)
+
 
   /**
    * After an interruption: the statement may still run on the server. Send a
@@ -526,9 +634,21 @@ class ConnectionImpl<R> implements Connection<R> {
     const factory = (options?.rowFactory ?? this.rowFactory) as RowFactory.RowFactory<A>
     if (params === undefined) {
       if (sql.includes("\u0000")) return Effect.fail(nulInQuery())
-      return this.finish(sql, this.request([encodeQuery(sql)], new QueryHandler(sql, undefined)), factory)
+      return this.implicitBegin(
+        sql,
+        this.finish(sql, this.request([encodeQuery(sql)], new QueryHandler(sql, undefined)), factory)
+      )
     }
-    const planned = this.plan(sql, params, options?.prepare)
+    return this.implicitBegin(sql, this.executeExtended(sql, params, options, factory))
+  }
+
+  private executeExtended<A>(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    options: ExecuteOptions<A> | undefined,
+    factory: RowFactory.RowFactory<A>
+  ): Effect.Effect<QueryResult<A>, PgError> {
+    const planned = this.plan(sql, params, policyOf(options?.prepare))
     if (Result.isFailure(planned)) return Effect.fail(planned.failure)
     const plan = planned.success
     const run = this.request([...plan.frames, EXECUTE_ALL, SYNC], new QueryHandler(sql, plan.preset)).pipe(
@@ -545,7 +665,7 @@ class ConnectionImpl<R> implements Connection<R> {
   private plan(
     sql: string,
     params: ReadonlyArray<unknown>,
-    prepare: boolean | undefined
+    policy: PreparePolicy
   ): Result.Result<Plan, ParameterError> {
     if (sql.includes("\u0000")) return Result.fail(nulInQuery())
     const converted = toParameters(params)
@@ -554,7 +674,7 @@ class ConnectionImpl<R> implements Connection<R> {
     const oids = parameters.map((parameter) => parameter.oid)
     const key = oids.length === 0 ? sql : `${sql}\u0000${oids.join(",")}`
     const frames: Array<Uint8Array> = []
-    const cached = prepare === false ? undefined : this.statements.get(key)
+    const cached = policy === "never" ? undefined : this.statements.get(key)
     try {
       if (cached !== undefined) {
         const bind = encodeBind({ portal: "", statement: cached.name, parameters })
@@ -566,8 +686,8 @@ class ConnectionImpl<R> implements Connection<R> {
         return Result.succeed({ frames, preset: cached.fields, remember: noRemember })
       }
       const threshold = this.options.prepareThreshold
-      const wanted = prepare === true ||
-        (prepare === undefined && threshold !== null && this.statements.countUse(key) >= threshold)
+      const wanted = policy === "always" ||
+        (policy === "auto" && threshold !== null && this.statements.countUse(key) >= threshold)
       const name = wanted ? this.statements.nextName() : ""
       const parse = PgProtocol.encodeParse({ name, query: sql, parameterTypes: oids })
       if (Result.isFailure(parse)) return Result.fail(bindError(parse.failure))
@@ -626,7 +746,7 @@ class ConnectionImpl<R> implements Connection<R> {
     const batchSize = options?.batchSize ?? 1000
     const self = this
     return Stream.unwrap(Effect.gen(function*() {
-      const planned = self.plan(sql, params ?? [], options?.prepare)
+      const planned = self.plan(sql, params ?? [], policyOf(options?.prepare))
       if (Result.isFailure(planned)) return Stream.fail(planned.failure)
       const plan = planned.success
       const held = yield* self.holdScoped
@@ -654,6 +774,175 @@ class ConnectionImpl<R> implements Connection<R> {
     })).pipe(Stream.scoped)
   }
 
+  /** With autocommit off, a statement from IDLE first opens a transaction (psycopg's implicit BEGIN). */
+  private implicitBegin<A, E>(sql: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E | PgError> {
+    return Effect.suspend(() => {
+      if (this.autocommit || this.status !== "IDLE" || this.wire.closed || transactionControl.test(sql)) return effect
+      return Effect.andThen(
+        this.finish("BEGIN", this.request([encodeQuery("BEGIN")], new QueryHandler("BEGIN", undefined)), RowFactory.tuple),
+        effect
+      )
+    })
+  }
+
+  executeMany<A = R>(
+    sql: string,
+    paramsList: ReadonlyArray<ReadonlyArray<unknown>>,
+    options?: ExecuteOptions<A>
+  ): Effect.Effect<ReadonlyArray<QueryResult<A>>, PgError> {
+    if (paramsList.length === 0) return Effect.succeed([])
+    return Effect.flatMap(
+      this.pipeline(paramsList.map((params) => ({ sql, params })), options),
+      (exits): Effect.Effect<ReadonlyArray<QueryResult<A>>, PgError> => {
+        const results: Array<QueryResult<A>> = []
+        for (const exit of exits) {
+          if (Exit.isFailure(exit)) return Effect.failCause(exit.cause)
+          results.push(exit.value)
+        }
+        return Effect.succeed(results)
+      }
+    )
+  }
+
+  pipeline<A = R>(
+    statements: ReadonlyArray<PipelineStatement>,
+    options?: Pick<ExecuteOptions<A>, "rowFactory">
+  ): Effect.Effect<ReadonlyArray<Exit.Exit<QueryResult<A>, PgError>>, ConnectionError | ProtocolError> {
+    const factory = (options?.rowFactory ?? this.rowFactory) as RowFactory.RowFactory<A>
+    const frames: Array<Uint8Array> = []
+    const slots: Array<PipelineSlot> = []
+    for (const statement of statements) {
+      const planned = this.plan(statement.sql, statement.params ?? [], "cached")
+      // A statement that cannot be sent fails alone, like an aborted one.
+      if (Result.isFailure(planned)) {
+        const failure = planned.failure
+        return Effect.succeed(statements.map((other) =>
+          Exit.fail(other === statement ? failure : new PipelineAborted({ message: `not sent: ${failure.message}` }))
+        ))
+      }
+      frames.push(...planned.success.frames, EXECUTE_ALL)
+      slots.push({ sql: statement.sql, preset: planned.success.preset })
+    }
+    frames.push(SYNC)
+    const run = this.request(frames, new PipelineHandler(slots))
+    return this.implicitBegin(statements[0]?.sql ?? "", run).pipe(
+      Effect.map((outcome) =>
+        outcome.slots.map((slot): Exit.Exit<QueryResult<A>, PgError> => {
+          if (slot._tag !== "Done") return Exit.fail(slot.error)
+          this.statements.observe(slot.result.commandTag)
+          const shaped = Effect.runSyncExit(shapeResult({
+            results: [slot.result],
+            error: undefined,
+            notices: [],
+            status: outcome.status,
+            description: slot.description
+          }, factory))
+          return shaped
+        })
+      ),
+      Effect.catchIf(
+        (error): error is ConnectionError | ProtocolError => error._tag === "ConnectionError" || error._tag === "ProtocolError",
+        Effect.fail,
+        (error) => Effect.succeed(statements.map(() => Exit.fail(error)))
+      ),
+      Effect.withSpan("pgfx.pipeline", { attributes: { "db.system": "postgresql", "db.operation.batch.size": statements.length } })
+    )
+  }
+
+  transaction<A, E, R2>(
+    effect: Effect.Effect<A, E, R2>,
+    options?: Transaction.TransactionOptions
+  ): Effect.Effect<Transaction.BlockResult<A, E>, Exclude<E, Transaction.Rollback> | PgError, R2> {
+    return Transaction.run(this, effect, options)
+  }
+
+  cursor<A = R>(options?: { readonly rowFactory?: RowFactory.RowFactory<A> | undefined }): Cursor.Cursor<A> {
+    return Cursor.make<R, A>(this, options)
+  }
+
+  serverCursor<A = R>(
+    name: string,
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: Cursor.ServerCursorOptions<A>
+  ): Effect.Effect<Cursor.ServerCursor<A>, PgError, Scope.Scope> {
+    return Cursor.declare<R, A>(this, name, sql, params, options)
+  }
+
+  listen(...channels: ReadonlyArray<string>): Stream.Stream<Notification, PgError> {
+    const self = this
+    return Stream.unwrap(Effect.gen(function*() {
+      const queue = yield* Queue.unbounded<Notification, PgError | Cause.Done>()
+      yield* Effect.acquireRelease(
+        Effect.forEach(channels, (channel) => {
+          let subscribers = self.listeners.get(channel)
+          const first = subscribers === undefined
+          if (subscribers === undefined) {
+            subscribers = new Set()
+            self.listeners.set(channel, subscribers)
+          }
+          subscribers.add(queue)
+          return first ? self.execute(`LISTEN ${Cursor.quoteIdentifier(channel)}`) : Effect.void
+        }, { discard: true }),
+        () =>
+          Effect.forEach(channels, (channel) => {
+            const subscribers = self.listeners.get(channel)
+            subscribers?.delete(queue)
+            if (subscribers === undefined || subscribers.size > 0) return Effect.void
+            self.listeners.delete(channel)
+            return self.closed ? Effect.void : Effect.ignore(self.execute(`UNLISTEN ${Cursor.quoteIdentifier(channel)}`))
+          }, { discard: true })
+      )
+      return Stream.fromQueue(queue)
+    })).pipe(Stream.scoped)
+  }
+
+  notify(channel: string, payload = ""): Effect.Effect<void, PgError> {
+    return Effect.asVoid(this.execute("SELECT pg_catalog.pg_notify($1, $2)", [channel, payload], { prepare: false }))
+  }
+
+  setAutocommit(value: boolean): Effect.Effect<void, InterfaceError> {
+    return Effect.suspend(() => {
+      if (this.status !== "IDLE" || this.wire.pending > 0) {
+        return Effect.fail(new InterfaceError({
+          message: `can't change autocommit now: connection in transaction status ${this.info.transactionStatus}`
+        }))
+      }
+      this.autocommit = value
+      return Effect.void
+    })
+  }
+
+  get commit(): Effect.Effect<void, PgError> {
+    return Effect.suspend(() => this.status === "IDLE" ? Effect.void : Effect.asVoid(this.execute("COMMIT")))
+  }
+
+  get rollback(): Effect.Effect<void, PgError> {
+    return Effect.suspend(() => this.status === "IDLE" ? Effect.void : Effect.asVoid(this.execute("ROLLBACK")))
+  }
+
+  /**
+   * The scope's finalizer: with autocommit off, COMMIT after success and
+   * ROLLBACK after failure (psycopg's `with conn:`), then Terminate. A
+   * failing COMMIT or ROLLBACK is logged; the scope's own outcome stands.
+   */
+  closeAfter(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.autocommit || this.wire.closed || this.status === "IDLE") return this.close
+      const end = Exit.isSuccess(exit) && this.status === "INTRANS" ? "COMMIT" : "ROLLBACK"
+      return this.execute(end).pipe(
+        Effect.catchCause((cause) =>
+          Effect.logWarning(`pgfx: ${end} on close failed`).pipe(Effect.annotateLogs({ cause: Cause.pretty(cause) }))
+        ),
+        Effect.andThen(this.close)
+      )
+    })
+  }
+
+  get hold(): Effect.Effect<<A, E, R2>(effect: Effect.Effect<A, E, R2>) => Effect.Effect<A, E, R2>, never, Scope.Scope> {
+    return Effect.map(this.holdScoped, (held) => <A, E, R2>(effect: Effect.Effect<A, E, R2>) => Effect.provideService(effect, HeldSessions, held))
+  }
+
   /** Takes the session for the life of a scope, unless the fiber already holds it. */
   private get holdScoped(): Effect.Effect<ReadonlySet<ConnectionImpl<unknown>>, never, Scope.Scope> {
     return Effect.flatMap(HeldSessions, (held) => {
@@ -677,6 +966,19 @@ class ConnectionImpl<R> implements Connection<R> {
     })
   }
 }
+
+/**
+ * When to prepare: `auto` after `prepareThreshold` runs, `always` now,
+ * `never` (no cache at all), `cached` (use a prepared statement when there is
+ * one, never create one: for batches whose responses come later).
+ */
+type PreparePolicy = "auto" | "always" | "never" | "cached"
+
+const policyOf = (prepare: boolean | undefined): PreparePolicy =>
+  prepare === undefined ? "auto" : prepare ? "always" : "never"
+
+/** Transaction-control statements never get an implicit BEGIN. */
+const transactionControl = /^\s*(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION)\b/i
 
 interface Plan {
   readonly frames: ReadonlyArray<Uint8Array>
@@ -870,6 +1172,7 @@ const handshake = (
 
 interface ResolvedOptions {
   readonly rowFactory: RowFactory.RowFactory<unknown>
+  readonly autocommit: boolean
   readonly prepareThreshold: number | null
   readonly preparedMax: number
   readonly cancelTimeout: Duration.Duration
@@ -947,6 +1250,7 @@ export const connect = <R = RowFactory.Tuple>(
     const config = isResolved(settings) ? settings : yield* PgConfig.make(settings)
     const resolved: ResolvedOptions = {
       rowFactory: options?.rowFactory ?? RowFactory.tuple,
+      autocommit: options?.autocommit ?? true,
       prepareThreshold: options?.prepareThreshold === undefined ? 5 : options.prepareThreshold,
       preparedMax: options?.preparedMax ?? 100,
       cancelTimeout: Duration.fromInputUnsafe(options?.cancelTimeout ?? "5 seconds"),
@@ -957,7 +1261,7 @@ export const connect = <R = RowFactory.Tuple>(
       : Duration.fromInputUnsafe(options?.defaultConnectTimeout ?? "30 seconds")
     const connection = yield* Effect.acquireRelease(
       openFirst(config, resolved, timeout),
-      (connection) => connection.close
+      (connection, exit) => connection.closeAfter(exit)
     )
     return connection as ConnectionImpl<unknown> as Connection<R>
   })

@@ -335,6 +335,17 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
 }> {}
 
 /**
+ * A statement of a pipeline (or `executeMany` batch) that the server skipped
+ * because an earlier statement of the batch failed (psycopg's
+ * `PipelineAborted`).
+ *
+ * @since 0.1.0
+ */
+export class PipelineAborted extends Data.TaggedError("PipelineAborted")<{
+  readonly message: string
+}> {}
+
+/**
  * The API was used in a way that cannot work (psycopg's ProgrammingError
  * raised by the client): for example changing autocommit inside a
  * transaction.
@@ -356,6 +367,7 @@ export type PgError =
   | ProtocolError
   | ParameterError
   | DecodeError
+  | PipelineAborted
   | InterfaceError
 
 const statementTags = new Set<string>([
@@ -404,7 +416,7 @@ export const isStatementError = (u: unknown): u is StatementError =>
 export const isPgError = (u: unknown): u is PgError =>
   isStatementError(u) ||
   (typeof u === "object" && u !== null && "_tag" in u &&
-    ["ConnectionError", "ProtocolError", "ParameterError", "DecodeError", "InterfaceError"].includes((u as { _tag: string })._tag))
+    ["ConnectionError", "ProtocolError", "ParameterError", "DecodeError", "PipelineAborted", "InterfaceError"].includes((u as { _tag: string })._tag))
 
 /**
  * Converts a pgfx error to effect's `SqlError`, with the reason effect's own
@@ -425,6 +437,7 @@ export const toSqlError = (error: PgError, operation = "execute"): SqlError.SqlE
       return new SqlError.SqlError({ reason: new SqlError.ConnectionError(props) })
     case "ParameterError":
     case "DecodeError":
+    case "PipelineAborted":
     case "InterfaceError":
       return new SqlError.SqlError({ reason: new SqlError.UnknownError(props) })
     default:

@@ -18,6 +18,7 @@
  */
 import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { ConnectionError, Diagnostic, ProtocolError } from "./PgError.ts"
 
 /**
@@ -126,6 +127,13 @@ export interface Session {
    * Re-entrant.
    */
   readonly exclusive: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * Holds the connection until the scope closes, for conversations whose
+   * steps are not one effect (a scoped COPY writer). Returns the wrapper that
+   * makes an effect run as the holder; a statement sent without it waits for
+   * the scope to close.
+   */
+  readonly hold: Effect.Effect<<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>, never, Scope.Scope>
   /**
    * Writes a request and waits for its response. Interruption sends a
    * CancelRequest and drains; a connection that cannot be drained in time is

@@ -13,6 +13,12 @@ export * as PgError from "./PgError.ts"
 /** A connection as a scoped resource: connect, execute, cancel, close. @since 0.1.0 */
 export * as Connection from "./Connection.ts"
 
+/** Client and server-side cursors. @since 0.1.0 */
+export * as Cursor from "./Cursor.ts"
+
+/** Transaction blocks, savepoints, the rollback signal and retries. @since 0.1.0 */
+export * as Transaction from "./Transaction.ts"
+
 /** Row shapes: tuple, record (dict_row), schema-decoded, custom. @since 0.1.0 */
 export * as RowFactory from "./RowFactory.ts"
 

@@ -631,6 +631,15 @@ class ConnectionImpl<R> implements Connection<R> {
     params?: ReadonlyArray<unknown>,
     options?: ExecuteOptions<A>
   ): Effect.Effect<QueryResult<A>, PgError> {
+    // Built when run, not when called: an effect may run many times.
+    return Effect.suspend(() => this.executeNow(sql, params, options))
+  }
+
+  private executeNow<A>(
+    sql: string,
+    params: ReadonlyArray<unknown> | undefined,
+    options: ExecuteOptions<A> | undefined
+  ): Effect.Effect<QueryResult<A>, PgError> {
     const factory = (options?.rowFactory ?? this.rowFactory) as RowFactory.RowFactory<A>
     if (params === undefined) {
       if (sql.includes("\u0000")) return Effect.fail(nulInQuery())
@@ -807,6 +816,13 @@ class ConnectionImpl<R> implements Connection<R> {
   pipeline<A = R>(
     statements: ReadonlyArray<PipelineStatement>,
     options?: Pick<ExecuteOptions<A>, "rowFactory">
+  ): Effect.Effect<ReadonlyArray<Exit.Exit<QueryResult<A>, PgError>>, ConnectionError | ProtocolError> {
+    return Effect.suspend(() => this.pipelineNow(statements, options))
+  }
+
+  private pipelineNow<A>(
+    statements: ReadonlyArray<PipelineStatement>,
+    options: Pick<ExecuteOptions<A>, "rowFactory"> | undefined
   ): Effect.Effect<ReadonlyArray<Exit.Exit<QueryResult<A>, PgError>>, ConnectionError | ProtocolError> {
     const factory = (options?.rowFactory ?? this.rowFactory) as RowFactory.RowFactory<A>
     const frames: Array<Uint8Array> = []

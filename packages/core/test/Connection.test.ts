@@ -160,6 +160,19 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Connection", (it) => {
       expect(again.rows).toEqual([[2]])
     }))
 
+  it.effect("an execute effect runs afresh each time it is run", () =>
+    Effect.gen(function*() {
+      const conn = yield* Connection.connect(yield* TestDatabase.url)
+      yield* conn.execute("CREATE TEMP SEQUENCE again")
+      const next = conn.execute("SELECT nextval('again')::int")
+      const nextExtended = conn.execute("SELECT nextval('again')::int", [])
+      const values: Array<unknown> = []
+      for (let run = 0; run < 3; run++) {
+        values.push((yield* next).rows[0][0], (yield* nextExtended).rows[0][0])
+      }
+      expect(values).toEqual([1, 2, 3, 4, 5, 6])
+    }))
+
   it.effect("queues concurrent callers instead of interleaving them", () =>
     Effect.gen(function*() {
       const conn = yield* Connection.connect(yield* TestDatabase.url)

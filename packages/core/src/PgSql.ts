@@ -1,0 +1,614 @@
+/**
+ * effect's `SqlClient` (from `effect/sql`) on the pgfx engine, so code
+ * written for `@effect/sql-pg`'s `PgClient` runs unchanged: the `sql`
+ * template and its helpers (`sql.in`, `sql.insert`, `sql.update`,
+ * `sql.updateValues`, identifiers `sql("name")`, `sql.unsafe`, `sql.json`),
+ * `withTransaction` (nested blocks are savepoints), `SqlSchema`,
+ * `SqlResolver`, `Migrator`, streaming queries and spans with `db.*`
+ * attributes.
+ *
+ * Two ways to get connections:
+ *
+ * - `settings`: one shared connection, opened when the client is built. Statements
+ *   of concurrent fibers take turns on it; a transaction (or `reserve`, or a
+ *   stream) holds it exclusively and the other fibers wait. A connection that
+ *   was lost (server restart, failed cancel) is replaced on the next use.
+ * - `acquire`: a scoped checkout, e.g. a pool's `pool.connection`. Each
+ *   statement checks a connection out for its own duration; a transaction
+ *   keeps one for the whole transaction.
+ *
+ * Statements with parameters use the extended protocol (bind values `$1`,
+ * `$2`, …, prepared after the connection's `prepareThreshold`); statements
+ * without parameters use the simple protocol, so scripts of several
+ * statements work (their result is one array of rows per statement).
+ * Rows are objects keyed by column name.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ * import { PgSql } from "@pgfx/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   yield* sql.withTransaction(sql`INSERT INTO people ${sql.insert({ name: "Tim", age: 10 })}`)
+ *   return yield* sql<{ name: string }>`SELECT name FROM people WHERE ${sql.in("age", [10, 11])}`
+ * })
+ *
+ * program.pipe(Effect.provide(PgSql.layer("postgresql://app@localhost/app")))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Reactivity from "effect/reactivity/Reactivity"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import * as Migrator from "effect/sql/Migrator"
+import * as MigratorFileSystem from "effect/sql/MigratorFileSystem"
+import * as SqlClient from "effect/sql/SqlClient"
+import type * as SqlConnection from "effect/sql/SqlConnection"
+import * as SqlError from "effect/sql/SqlError"
+import * as Statement from "effect/sql/Statement"
+import * as Stream from "effect/Stream"
+import * as Connection from "./Connection.ts"
+import * as PgConfig from "./PgConfig.ts"
+import * as PgError from "./PgError.ts"
+import * as PgValue from "./PgValue.ts"
+import * as RowFactory from "./RowFactory.ts"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * The runtime type identifier of `PgSql`.
+ *
+ * @since 0.1.0
+ */
+export const TypeId: TypeId = "~@pgfx/core/PgSql"
+
+/**
+ * The type-level identifier of `PgSql`.
+ *
+ * @since 0.1.0
+ */
+export type TypeId = "~@pgfx/core/PgSql"
+
+/**
+ * effect's `SqlClient` on pgfx, with PostgreSQL extras.
+ *
+ * @since 0.1.0
+ */
+export interface PgSql extends SqlClient.SqlClient {
+  readonly [TypeId]: TypeId
+  /**
+   * A value sent as `jsonb` (`@effect/sql-pg`'s `sql.json`). Plain objects
+   * are sent as `jsonb` anyway; use this for arrays, strings and numbers
+   * meant as JSON. Honours `transformQueryNames` unless `transformJson` is
+   * `false`.
+   */
+  readonly json: (value: unknown) => Statement.Fragment
+  /** `pg_notify(channel, payload)` with bind parameters (delivered on commit inside a transaction). */
+  readonly notify: (channel: string, payload: string) => Effect.Effect<void, SqlError.SqlError>
+  /**
+   * The pgfx connection for the scope, for what the `sql` template cannot do
+   * (COPY, cursors, `listen`): the current transaction's connection inside
+   * `withTransaction`, otherwise a connection held for the scope (the shared
+   * one, exclusively, or a checkout from `acquire`).
+   */
+  readonly connection: Effect.Effect<Connection.Connection<unknown>, SqlError.SqlError, Scope.Scope>
+}
+
+/**
+ * The service tag of `PgSql`. Layers of this module provide it together with
+ * `SqlClient.SqlClient`.
+ *
+ * @since 0.1.0
+ */
+export const PgSql: Context.Service<PgSql, PgSql> = Context.Service<PgSql>("@pgfx/core/PgSql")
+
+/**
+ * Options shared by every way of building the client.
+ *
+ * @since 0.1.0
+ */
+export interface ClientOptions {
+  /** Renames identifiers written in queries (`sql("fieldName")`, insert/update keys), e.g. camelCase → snake_case. */
+  readonly transformQueryNames?: ((name: string) => string) | undefined
+  /** Renames the columns of result rows, e.g. snake_case → camelCase. */
+  readonly transformResultNames?: ((name: string) => string) | undefined
+  /** Whether the name transforms reach into JSON values (`sql.json`, nested result objects); default `true`. */
+  readonly transformJson?: boolean | undefined
+  /** Extra attributes on every statement and transaction span. */
+  readonly spanAttributes?: Record<string, unknown> | undefined
+  /** Rows per round trip of `statement.stream` (default 1000). */
+  readonly streamBatchSize?: number | undefined
+}
+
+/**
+ * Options of `make` and `layer`: `settings` for one shared connection, or
+ * `acquire` for a scoped checkout (a pool's `pool.connection`). With
+ * neither, one shared connection from the `PG*` environment variables.
+ *
+ * @since 0.1.0
+ */
+export interface Options<E = never> extends ClientOptions {
+  /** Where to connect (conninfo, URL, object or resolved `PgConfig`): one shared connection. */
+  readonly settings?: Connection.ConnectionSettings | undefined
+  /** Options of the shared connection (`prepareThreshold`, timeouts, …). The row factory is ignored. */
+  readonly connectOptions?: Connection.ConnectOptions<any> | undefined
+  /** Checks out a connection for the life of the scope; used instead of `settings`. */
+  readonly acquire?: Effect.Effect<Connection.Connection<any>, E, Scope.Scope> | undefined
+}
+
+/**
+ * What `layerConfig` reads through effect `Config`: a conninfo string or URL
+ * in `url` and/or the settings one by one (which win over the URL's), plus
+ * the client options.
+ *
+ * @since 0.1.0
+ */
+export interface ConfigOptions extends PgConfig.PgConfigInput, ClientOptions {
+  readonly url?: string | Redacted.Redacted<string> | undefined
+}
+
+// -----------------------------------------------------------------------------
+// compiler
+// -----------------------------------------------------------------------------
+
+interface PgJson extends Statement.Custom<"PgJson", unknown> {}
+
+const PgJson = Statement.custom<PgJson>("PgJson")
+
+const escape = Statement.defaultEscape("\"")
+
+/**
+ * The statement compiler for PostgreSQL: `$1` placeholders, identifiers in
+ * double quotes (embedded quotes doubled, dots splitting schema and name),
+ * `updateValues` as `(values …) AS alias(columns)`, `sql.json` as a `jsonb`
+ * parameter. `transform` renames identifiers (and JSON keys, unless
+ * `transformJson` is `false`).
+ *
+ * @since 0.1.0
+ */
+export const makeCompiler = (
+  transform?: ((name: string) => string) | undefined,
+  transformJson = true
+): Statement.Compiler => {
+  const transformValue = transformJson && transform !== undefined
+    ? Statement.defaultTransforms(transform).value
+    : undefined
+  return Statement.makeCompiler<PgJson>({
+    dialect: "pg",
+    placeholder: (index) => `$${index}`,
+    onIdentifier: transform === undefined
+      ? escape
+      : (value, withoutTransform) => escape(withoutTransform ? value : transform(value)),
+    onRecordUpdate: (placeholders, alias, columns, values, returning) => [
+      `(values ${placeholders}) AS ${alias}${columns}${returning ? ` RETURNING ${returning[0]}` : ""}`,
+      returning ? values.flat().concat(returning[1]) : values.flat()
+    ],
+    onCustom: (custom, placeholder, withoutTransform) => {
+      const value = withoutTransform || transformValue === undefined ? custom.paramA : transformValue(custom.paramA)
+      return [placeholder(undefined), [PgValue.jsonb(value)]]
+    }
+  })
+}
+
+// -----------------------------------------------------------------------------
+// the SqlConnection over a pgfx connection
+// -----------------------------------------------------------------------------
+
+type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+
+/** Parameterless statements go through the simple protocol, so scripts work. */
+const bindValues = (params: ReadonlyArray<unknown>): ReadonlyArray<unknown> | undefined =>
+  params.length === 0 ? undefined : params
+
+/** One statement: its rows; a script: one array of rows per statement (as node-postgres does). */
+const rowsOf = <A>(result: Connection.QueryResult<A>, transform: TransformRows): ReadonlyArray<any> => {
+  if (result.results.length > 1) {
+    return result.results.map((each) => transform ? transform(each.rows as ReadonlyArray<any>) : each.rows)
+  }
+  return transform ? transform(result.rows as ReadonlyArray<any>) : result.rows
+}
+
+class PgSqlConnection implements SqlConnection.Connection {
+  constructor(
+    readonly pg: Connection.Connection<any>,
+    readonly batchSize: number | undefined
+  ) {}
+
+  private run<A>(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    rowFactory: RowFactory.RowFactory<A>,
+    prepare: boolean | undefined,
+    operation: string
+  ): Effect.Effect<Connection.QueryResult<A>, SqlError.SqlError> {
+    return Effect.mapError(
+      this.pg.execute(sql, bindValues(params), { rowFactory, prepare }),
+      (error) => PgError.toSqlError(error, operation)
+    )
+  }
+
+  execute(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
+    return Effect.map(this.run(sql, params, RowFactory.record, undefined, "execute"), (result) =>
+      rowsOf(result, transformRows))
+  }
+
+  executeUnprepared(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
+    return Effect.map(this.run(sql, params, RowFactory.record, false, "executeUnprepared"), (result) =>
+      rowsOf(result, transformRows))
+  }
+
+  executeRaw(sql: string, params: ReadonlyArray<unknown>) {
+    return this.run(sql, params, RowFactory.record, undefined, "executeRaw")
+  }
+
+  executeValues(sql: string, params: ReadonlyArray<unknown>) {
+    return Effect.map(
+      this.run(sql, params, RowFactory.tuple, undefined, "executeValues"),
+      (result) => rowsOf(result, undefined) as ReadonlyArray<ReadonlyArray<unknown>>
+    )
+  }
+
+  executeValuesUnprepared(sql: string, params: ReadonlyArray<unknown>) {
+    return Effect.map(
+      this.run(sql, params, RowFactory.tuple, false, "executeValuesUnprepared"),
+      (result) => rowsOf(result, undefined) as ReadonlyArray<ReadonlyArray<unknown>>
+    )
+  }
+
+  executeStream(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
+    const rows = this.pg.stream(sql, params, { rowFactory: RowFactory.record, batchSize: this.batchSize }).pipe(
+      Stream.mapError((error) => PgError.toSqlError(error, "executeStream"))
+    )
+    return transformRows === undefined
+      ? rows
+      : Stream.mapArray(rows, (chunk) => transformRows(chunk) as typeof chunk)
+  }
+}
+
+/** Whether the session is inside a transaction block (so ROLLBACK / savepoint cleanup is needed). */
+const inTransaction = (conn: SqlConnection.Connection): boolean => {
+  const status = (conn as PgSqlConnection).pg.info.transactionStatus
+  return status === "INTRANS" || status === "INERROR" || status === "ACTIVE"
+}
+
+/** PostgreSQL answers COMMIT of an aborted transaction with `ROLLBACK`: that is a failure. */
+const commit = (conn: SqlConnection.Connection): Effect.Effect<void, SqlError.SqlError> =>
+  Effect.flatMap(
+    conn.executeRaw("COMMIT", []) as Effect.Effect<Connection.QueryResult<unknown>, SqlError.SqlError>,
+    (result) =>
+      result.command === "ROLLBACK"
+        ? Effect.fail(
+          new SqlError.SqlError({
+            reason: new SqlError.UnknownError({
+              cause: new Error("COMMIT rolled back an aborted transaction"),
+              message: "COMMIT rolled back an aborted transaction (a statement of it failed)",
+              operation: "commit"
+            })
+          })
+        )
+        : Effect.void
+  )
+
+/** Any failure of building or acquiring a connection, as a `SqlError`. */
+const acquireError = (error: unknown, operation: string): SqlError.SqlError => {
+  if (SqlError.isSqlError(error)) return error
+  if (PgError.isPgError(error)) return PgError.toSqlError(error, operation)
+  const message = typeof error === "object" && error !== null && "message" in error &&
+      typeof (error as { message: unknown }).message === "string"
+    ? (error as { message: string }).message
+    : String(error)
+  return new SqlError.SqlError({
+    reason: new SqlError.ConnectionError({ cause: error, message, operation })
+  })
+}
+
+// -----------------------------------------------------------------------------
+// acquirers
+// -----------------------------------------------------------------------------
+
+interface Acquirers {
+  readonly acquirer: SqlConnection.Acquirer
+  readonly borrower: SqlConnection.Borrower | undefined
+  readonly spanAttributes: ReadonlyArray<readonly [string, unknown]>
+}
+
+const isResolvedConfig = (settings: Connection.ConnectionSettings): settings is PgConfig.PgConfig =>
+  typeof settings === "object" && Array.isArray((settings as PgConfig.PgConfig).hosts) &&
+  typeof (settings as PgConfig.PgConfig).sslmode === "string"
+
+/**
+ * One shared connection guarded by a semaphore: a statement borrows it, a
+ * transaction, stream or `reserve` leases it for its scope. Under the
+ * semaphore a lost connection is replaced before use.
+ */
+const sharedAcquirers = (
+  settings: Connection.ConnectionSettings,
+  connectOptions: Connection.ConnectOptions<any> | undefined,
+  batchSize: number | undefined
+): Effect.Effect<Acquirers, SqlError.SqlError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = isResolvedConfig(settings)
+      ? settings
+      : yield* Effect.mapError(PgConfig.make(settings), (error) => acquireError(error, "connect"))
+    const parent = yield* Effect.scope
+    const options = { ...connectOptions, rowFactory: RowFactory.tuple }
+    const open = Effect.gen(function*() {
+      const scope = yield* Scope.fork(parent)
+      const pg = yield* Connection.connect(config, options).pipe(
+        Scope.provide(scope),
+        Effect.onError(() => Scope.close(scope, Exit.void)),
+        Effect.mapError((error) => acquireError(error, "connect"))
+      )
+      return { connection: new PgSqlConnection(pg, batchSize), scope }
+    })
+    let current = yield* open
+    const semaphore = Semaphore.makeUnsafe(1)
+    const available: Effect.Effect<PgSqlConnection, SqlError.SqlError> = Effect.suspend(() => {
+      if (!current.connection.pg.closed) return Effect.succeed(current.connection)
+      return Scope.close(current.scope, Exit.void).pipe(
+        Effect.andThen(open),
+        Effect.map((next) => {
+          current = next
+          return next.connection
+        })
+      )
+    })
+    const info = current.connection.pg.info
+    return {
+      acquirer: Effect.uninterruptibleMask((restore) =>
+        Effect.andThen(restore(Semaphore.takeScoped(semaphore, 1)), available)
+      ),
+      borrower: (f) => semaphore.withPermit(Effect.flatMap(available, f)),
+      spanAttributes: [
+        ["db.namespace", info.database],
+        ["server.address", info.host],
+        ["server.port", info.port]
+      ]
+    }
+  })
+
+const checkoutAcquirers = <E>(
+  acquire: Effect.Effect<Connection.Connection<any>, E, Scope.Scope>,
+  batchSize: number | undefined
+): Acquirers => ({
+  acquirer: Effect.mapBoth(acquire, {
+    onFailure: (error) => acquireError(error, "acquireConnection"),
+    onSuccess: (pg) => new PgSqlConnection(pg, batchSize)
+  }),
+  borrower: undefined,
+  spanAttributes: []
+})
+
+// -----------------------------------------------------------------------------
+// constructors
+// -----------------------------------------------------------------------------
+
+/**
+ * Builds the client for the life of the scope. With `settings` (or neither
+ * option) it opens the shared connection now and fails if it cannot; with
+ * `acquire` connections are checked out per statement / transaction. Uses
+ * the context's `Reactivity` when there is one.
+ *
+ * @since 0.1.0
+ */
+export const make = <E = never>(options: Options<E> = {}): Effect.Effect<PgSql, SqlError.SqlError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const batchSize = options.streamBatchSize
+    const acquirers = options.acquire !== undefined
+      ? checkoutAcquirers(options.acquire, batchSize)
+      : yield* sharedAcquirers(options.settings ?? "", options.connectOptions, batchSize)
+    const transformJson = options.transformJson ?? true
+    const compiler = makeCompiler(options.transformQueryNames, transformJson)
+    const transformRows = options.transformResultNames === undefined
+      ? undefined
+      : Statement.defaultTransforms(options.transformResultNames, transformJson).array
+    const spanAttributes: ReadonlyArray<readonly [string, unknown]> = [
+      ...(options.spanAttributes === undefined ? [] : Object.entries(options.spanAttributes)),
+      ["db.system.name", "postgresql"],
+      ...acquirers.spanAttributes
+    ]
+    const reactivity = yield* Effect.serviceOption(Reactivity.Reactivity)
+    const client = yield* SqlClient.make({
+      acquirer: acquirers.acquirer,
+      borrower: acquirers.borrower,
+      transactionAcquirer: acquirers.acquirer,
+      compiler,
+      driver: "pgfx",
+      spanAttributes,
+      transformRows,
+      // Without parameters these go through the simple protocol anyway.
+      prepareTransactionControls: true,
+      commit,
+      isTransaction: inTransaction,
+      releaseSavepoint: (name) => `RELEASE SAVEPOINT ${name}`
+    }).pipe(
+      Option.isSome(reactivity)
+        ? Effect.provideService(Reactivity.Reactivity, reactivity.value)
+        : Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make)
+    )
+    const connection = Effect.flatMap(
+      Effect.serviceOption(client.transactionService),
+      Option.match({
+        onNone: () => acquirers.acquirer,
+        onSome: ([conn]) => Effect.succeed(conn)
+      })
+    ).pipe(Effect.map((conn) => (conn as PgSqlConnection).pg as Connection.Connection<unknown>))
+    const extras = {
+      [TypeId]: TypeId,
+      json: (value: unknown) => Statement.fragment([PgJson(value, undefined, undefined)]),
+      notify: (channel: string, payload: string) =>
+        Effect.asVoid(client`SELECT pg_notify(${channel}, ${payload})`.withoutTransform),
+      connection
+    } as const
+    return Object.assign(client, extras) as PgSql
+  })
+
+/**
+ * Provides `PgSql` and `SqlClient` from an effect building the client
+ * (`Reactivity` included).
+ *
+ * @since 0.1.0
+ */
+export const layerFrom = <E, R>(
+  build: Effect.Effect<PgSql, E, R>
+): Layer.Layer<PgSql | SqlClient.SqlClient, E, Exclude<R, Scope.Scope | Reactivity.Reactivity>> =>
+  Layer.effectContext(
+    Effect.map(build, (client) => Context.make(PgSql, client).pipe(Context.add(SqlClient.SqlClient, client)))
+  ).pipe(Layer.provide(Reactivity.layer)) as Layer.Layer<
+    PgSql | SqlClient.SqlClient,
+    E,
+    Exclude<R, Scope.Scope | Reactivity.Reactivity>
+  >
+
+const optionKeys: ReadonlySet<string> = new Set([
+  "settings",
+  "acquire",
+  "connectOptions",
+  "transformQueryNames",
+  "transformResultNames",
+  "transformJson",
+  "spanAttributes",
+  "streamBatchSize"
+])
+
+const isOptions = (input: unknown): input is Options<unknown> =>
+  typeof input === "object" && input !== null && Object.keys(input).some((key) => optionKeys.has(key))
+
+/**
+ * A layer providing `PgSql` and `SqlClient`: from connection settings (one
+ * shared connection) or from `Options` (`settings` or `acquire`, transforms).
+ * With no argument the settings come from the `PG*` environment variables.
+ *
+ * @example
+ * ```ts
+ * PgSql.layer("postgresql://app@db/app")
+ * PgSql.layer({ settings: "dbname=app", transformResultNames: String.snakeToCamel })
+ * PgSql.layer({ acquire: pool.connection }) // a checkout per statement / transaction
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const layer = <E = never>(
+  input: Connection.ConnectionSettings | Options<E> = ""
+): Layer.Layer<PgSql | SqlClient.SqlClient, SqlError.SqlError> =>
+  layerFrom(make(isOptions(input) ? input as Options<E> : { settings: input as Connection.ConnectionSettings }))
+
+/**
+ * A layer whose settings are read through effect `Config`, e.g.
+ * `PgSql.layerConfig({ url: Config.redacted("DATABASE_URL") })`. Settings given
+ * one by one win over the URL's; the `PG*` environment variables fill in
+ * the rest.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  config: Config.Wrap<ConfigOptions>
+): Layer.Layer<PgSql | SqlClient.SqlClient, Config.ConfigError | SqlError.SqlError> =>
+  layerFrom(Effect.flatMap(Config.unwrap(config), (options) => {
+    const {
+      spanAttributes,
+      streamBatchSize,
+      transformJson,
+      transformQueryNames,
+      transformResultNames,
+      url,
+      ...input
+    } = options
+    const overrides = Object.fromEntries(
+      Object.entries(input).filter(([, value]) => value !== undefined)
+    ) as PgConfig.PgConfigInput
+    const settings = url === undefined
+      ? PgConfig.make(overrides)
+      : PgConfig.make(Redacted.isRedacted(url) ? Redacted.value(url) : url, overrides)
+    return Effect.flatMap(
+      Effect.mapError(settings, (error) => acquireError(error, "connect")),
+      (resolved) =>
+        make({ settings: resolved, spanAttributes, streamBatchSize, transformJson, transformQueryNames, transformResultNames })
+    )
+  }))
+
+// -----------------------------------------------------------------------------
+// migrations
+// -----------------------------------------------------------------------------
+
+/**
+ * Runs the pending migrations with the current `SqlClient` (`@effect/sql-pg`'s
+ * `PgMigrator.run`): in one transaction, under `LOCK TABLE` of the
+ * migrations table (default `effect_sql_migrations`), each recorded with its
+ * id and name. Returns the migrations it ran. `schemaDirectory` is accepted
+ * but no schema is dumped (no `pg_dump`).
+ *
+ * @since 0.1.0
+ */
+export const migrate: <R = never>(
+  options: Migrator.MigratorOptions<R>
+) => Effect.Effect<
+  ReadonlyArray<readonly [id: number, name: string]>,
+  Migrator.MigrationError | SqlError.SqlError,
+  SqlClient.SqlClient | R
+> = Migrator.make({})
+
+/**
+ * A layer that runs the migrations when built (`PgMigrator.layer`).
+ *
+ * @since 0.1.0
+ */
+export const layerMigrator = <R = never>(
+  options: Migrator.MigratorOptions<R>
+): Layer.Layer<never, Migrator.MigrationError | SqlError.SqlError, SqlClient.SqlClient | R> =>
+  Layer.effectDiscard(migrate(options))
+
+/**
+ * Migrations from a record of effects keyed `<id>_<name>`.
+ *
+ * @since 0.1.0
+ */
+export const fromRecord: typeof Migrator.fromRecord = Migrator.fromRecord
+
+/**
+ * Migrations from the files `<id>_<name>.{js,ts,mjs,mts}` of a directory,
+ * each default-exporting an effect (needs `FileSystem` and `Path`).
+ *
+ * @since 0.1.0
+ */
+export const fromFileSystem: typeof MigratorFileSystem.fromFileSystem = MigratorFileSystem.fromFileSystem
+
+/**
+ * Migrations from a bundler glob (`import.meta.glob`) of `<id>_<name>` modules.
+ *
+ * @since 0.1.0
+ */
+export const fromGlob: typeof Migrator.fromGlob = Migrator.fromGlob
+
+/**
+ * Migrations from a Babel-style glob record.
+ *
+ * @since 0.1.0
+ */
+export const fromBabelGlob: typeof Migrator.fromBabelGlob = Migrator.fromBabelGlob
+
+/**
+ * The error of a migration run.
+ *
+ * @since 0.1.0
+ */
+export const MigrationError: typeof Migrator.MigrationError = Migrator.MigrationError
+
+/**
+ * The error of a migration run.
+ *
+ * @since 0.1.0
+ */
+export type MigrationError = Migrator.MigrationError

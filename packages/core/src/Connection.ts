@@ -734,7 +734,7 @@ class ConnectionImpl<R> implements Connection<R> {
       }
       const shaped = shapeResult(outcome, factory)
       return Effect.andThen(logged, shaped)
-    }).pipe(Effect.withSpan("pgfx.execute", { attributes: { "db.statement": sql, "db.system": "postgresql" } }))
+    }).pipe(Effect.withSpan("pgfx.execute", { attributes: { "db.statement": sql, "db.system": "postgresql" } }, noStackTrace))
   }
 
   /** The notices of a statement plus any that arrived between statements; each goes to the listeners once. */
@@ -861,7 +861,11 @@ class ConnectionImpl<R> implements Connection<R> {
         Effect.fail,
         (error) => Effect.succeed(statements.map(() => Exit.fail(error)))
       ),
-      Effect.withSpan("pgfx.pipeline", { attributes: { "db.system": "postgresql", "db.operation.batch.size": statements.length } })
+      Effect.withSpan(
+        "pgfx.pipeline",
+        { attributes: { "db.system": "postgresql", "db.operation.batch.size": statements.length } },
+        noStackTrace
+      )
     )
   }
 
@@ -1004,6 +1008,9 @@ interface Plan {
 }
 
 const noRemember = () => {}
+
+/** Spans of every statement: a stack trace each would cost more than the statement. */
+const noStackTrace = { captureStackTrace: false } as const
 
 const nulInQuery = () => new ParameterError({ message: "the query text contains a NUL byte" })
 

@@ -1291,6 +1291,15 @@ export const connect = <R = RowFactory.Tuple>(
 
 const openFirst = (config: PgConfig.PgConfig, options: ResolvedOptions, timeout: Duration.Duration) =>
   Effect.gen(function*() {
+    if (config.channelBinding === "require") {
+      // Refusing is the only safe answer until SCRAM-SHA-256-PLUS is implemented.
+      return yield* Effect.fail(
+        new ConnectionError({
+          reason: "Authentication",
+          message: "channel_binding=require is not supported yet (SCRAM-SHA-256-PLUS); use prefer or disable"
+        })
+      )
+    }
     const attempts = yield* resolveAttempts(config)
     const failures: Array<{ readonly label: string; readonly error: PgError }> = []
     const passes: ReadonlyArray<PgConfig.TargetSessionAttrs> = config.targetSessionAttrs === "prefer-standby"

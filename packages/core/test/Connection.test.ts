@@ -374,6 +374,13 @@ describe("connect failures", () => {
       if (error._tag === "ConnectionError") expect(error.reason).toBe("UnknownHost")
     }))
 
+  it.effect("refuses channel_binding=require rather than ignoring it", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.scoped(Connection.connect("host=127.0.0.1 user=x channel_binding=require")))
+      expect(error._tag).toBe("ConnectionError")
+      expect(error.message).toContain("channel_binding")
+    }))
+
   it.effect("names the key and position of malformed conninfo", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Effect.scoped(Connection.connect("dbname test")))

@@ -115,7 +115,7 @@ describe("TLS", () => {
       expect(plain.info.encrypted).toBe(false)
     }), { timeout: 60_000 })
 
-  it.live("sslmode=require fails with a typed error when the server has no TLS", () =>
+  it.live("sslmode=require fails with a typed error when the server has no TLS; Unix sockets work", () =>
     Effect.gen(function*() {
       const server = yield* embeddedServer({})
       const error = yield* Effect.flip(Effect.scoped(Connection.connect({
@@ -128,6 +128,13 @@ describe("TLS", () => {
       })))
       expect(error._tag).toBe("ConnectionError")
       if (error._tag === "ConnectionError") expect(error.reason).toBe("Tls")
+      // Unix-domain sockets: libpq's host=/dir form, never TLS.
+      const local = yield* Connection.connect(
+        `host=${server.socketDir} port=${server.port} user=${server.user} password=${server.password} dbname=postgres`
+      )
+      expect(local.info.encrypted).toBe(false)
+      const over = yield* local.execute("SELECT client_addr IS NULL FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+      expect(over.rows).toEqual([[true]])
       const preferred = yield* Connection.connect({
         host: "127.0.0.1",
         port: server.port,

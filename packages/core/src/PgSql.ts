@@ -95,6 +95,15 @@ export interface PgSql extends SqlClient.SqlClient {
    * `false`.
    */
   readonly json: (value: unknown) => Statement.Fragment
+  /**
+   * The notifications of the channels while the stream runs (LISTEN when it
+   * starts, UNLISTEN when it ends). With one shared connection the listeners
+   * share a second connection, opened on first use; with `acquire` each
+   * stream checks one out for its life. The stream fails with a
+   * `ConnectionError` reason if that connection is lost: retry to subscribe
+   * again. (`@effect/sql-pg` 4.0's `listen` returns a queue instead.)
+   */
+  readonly listen: (...channels: ReadonlyArray<string>) => Stream.Stream<Connection.Notification, SqlError.SqlError>
   /** `pg_notify(channel, payload)` with bind parameters (delivered on commit inside a transaction). */
   readonly notify: (channel: string, payload: string) => Effect.Effect<void, SqlError.SqlError>
   /**
@@ -321,6 +330,8 @@ const acquireError = (error: unknown, operation: string): SqlError.SqlError => {
 interface Acquirers {
   readonly acquirer: SqlConnection.Acquirer
   readonly borrower: SqlConnection.Borrower | undefined
+  /** A connection for `listen` streams, for the life of the scope. */
+  readonly listener: Effect.Effect<Connection.Connection<any>, SqlError.SqlError, Scope.Scope>
   readonly spanAttributes: ReadonlyArray<readonly [string, unknown]>
 }
 
@@ -329,9 +340,45 @@ const isResolvedConfig = (settings: Connection.ConnectionSettings): settings is 
   typeof (settings as PgConfig.PgConfig).sslmode === "string"
 
 /**
+ * A long-lived connection of the client, opened in a child of the client's
+ * scope and replaced (the lost one's scope closed) when it is found closed.
+ */
+const makeSlot = (
+  parent: Scope.Scope,
+  config: PgConfig.PgConfig,
+  options: Connection.ConnectOptions<any>,
+  batchSize: number | undefined
+) => {
+  let current: { readonly connection: PgSqlConnection; readonly scope: Scope.Closeable } | undefined
+  const lock = Semaphore.makeUnsafe(1)
+  // Only the wait for the server is interruptible.
+  const reopen = Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      if (current !== undefined && !current.connection.pg.closed) return current.connection
+      if (current !== undefined) yield* Scope.close(current.scope, Exit.void)
+      current = undefined
+      const scope = yield* Scope.fork(parent)
+      const pg = yield* restore(Connection.connect(config, options)).pipe(
+        Scope.provide(scope),
+        Effect.onError(() => Scope.close(scope, Exit.void)),
+        Effect.mapError((error) => acquireError(error, "connect"))
+      )
+      current = { connection: new PgSqlConnection(pg, batchSize), scope }
+      return current.connection
+    })
+  )
+  const get: Effect.Effect<PgSqlConnection, SqlError.SqlError> = Effect.suspend(() =>
+    current !== undefined && !current.connection.pg.closed ? Effect.succeed(current.connection) : lock.withPermit(reopen)
+  )
+  return get
+}
+
+/**
  * One shared connection guarded by a semaphore: a statement borrows it, a
  * transaction, stream or `reserve` leases it for its scope. Under the
- * semaphore a lost connection is replaced before use.
+ * semaphore a lost connection is replaced before use. `listen` streams share
+ * a second connection, opened on first use, so they neither hold the shared
+ * one nor slip a LISTEN into someone's transaction.
  */
 const sharedAcquirers = (
   settings: Connection.ConnectionSettings,
@@ -343,34 +390,16 @@ const sharedAcquirers = (
       ? settings
       : yield* Effect.mapError(PgConfig.make(settings), (error) => acquireError(error, "connect"))
     const parent = yield* Effect.scope
-    const options = { ...connectOptions, rowFactory: RowFactory.tuple }
-    const open = Effect.gen(function*() {
-      const scope = yield* Scope.fork(parent)
-      const pg = yield* Connection.connect(config, options).pipe(
-        Scope.provide(scope),
-        Effect.onError(() => Scope.close(scope, Exit.void)),
-        Effect.mapError((error) => acquireError(error, "connect"))
-      )
-      return { connection: new PgSqlConnection(pg, batchSize), scope }
-    })
-    let current = yield* open
+    const options: Connection.ConnectOptions<any> = { ...connectOptions, rowFactory: RowFactory.tuple, autocommit: true }
+    const available = makeSlot(parent, config, options, batchSize)
+    const listening = makeSlot(parent, config, options, batchSize)
+    const first = yield* available
     const semaphore = Semaphore.makeUnsafe(1)
-    const available: Effect.Effect<PgSqlConnection, SqlError.SqlError> = Effect.suspend(() => {
-      if (!current.connection.pg.closed) return Effect.succeed(current.connection)
-      return Scope.close(current.scope, Exit.void).pipe(
-        Effect.andThen(open),
-        Effect.map((next) => {
-          current = next
-          return next.connection
-        })
-      )
-    })
-    const info = current.connection.pg.info
+    const info = first.pg.info
     return {
-      acquirer: Effect.uninterruptibleMask((restore) =>
-        Effect.andThen(restore(Semaphore.takeScoped(semaphore, 1)), available)
-      ),
+      acquirer: Effect.andThen(Semaphore.takeScoped(semaphore, 1), available),
       borrower: (f) => semaphore.withPermit(Effect.flatMap(available, f)),
+      listener: Effect.map(listening, (connection) => connection.pg),
       spanAttributes: [
         ["db.namespace", info.database],
         ["server.address", info.host],
@@ -382,14 +411,15 @@ const sharedAcquirers = (
 const checkoutAcquirers = <E>(
   acquire: Effect.Effect<Connection.Connection<any>, E, Scope.Scope>,
   batchSize: number | undefined
-): Acquirers => ({
-  acquirer: Effect.mapBoth(acquire, {
-    onFailure: (error) => acquireError(error, "acquireConnection"),
-    onSuccess: (pg) => new PgSqlConnection(pg, batchSize)
-  }),
-  borrower: undefined,
-  spanAttributes: []
-})
+): Acquirers => {
+  const checkout = Effect.mapError(acquire, (error) => acquireError(error, "acquireConnection"))
+  return {
+    acquirer: Effect.map(checkout, (pg) => new PgSqlConnection(pg, batchSize)),
+    borrower: undefined,
+    listener: checkout,
+    spanAttributes: []
+  }
+}
 
 // -----------------------------------------------------------------------------
 // constructors
@@ -448,6 +478,10 @@ export const make = <E = never>(options: Options<E> = {}): Effect.Effect<PgSql, 
     const extras = {
       [TypeId]: TypeId,
       json: (value: unknown) => Statement.fragment([PgJson(value, undefined, undefined)]),
+      listen: (...channels: ReadonlyArray<string>) =>
+        Stream.unwrap(Effect.map(acquirers.listener, (pg) => pg.listen(...channels))).pipe(
+          Stream.mapError((error) => SqlError.isSqlError(error) ? error : PgError.toSqlError(error, "listen"))
+        ),
       notify: (channel: string, payload: string) =>
         Effect.asVoid(client`SELECT pg_notify(${channel}, ${payload})`.withoutTransform),
       connection

@@ -27,3 +27,6 @@ export * as Session from "./Session.ts"
 
 /** Explicitly typed parameters and the JS ↔ PostgreSQL type mapping. @since 0.1.0 */
 export * as PgValue from "./PgValue.ts"
+
+/** effect's SqlClient on pgfx: the sql template, withTransaction, SqlSchema, SqlResolver, Migrator. @since 0.1.0 */
+export * as PgSql from "./PgSql.ts"

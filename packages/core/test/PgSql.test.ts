@@ -29,8 +29,7 @@ import { SqlClient, SqlError, SqlResolver, SqlSchema } from "effect/sql"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Connection, PgError } from "../src/index.ts"
-import * as PgSql from "../src/PgSql.ts"
+import { Connection, PgError, PgSql } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
 
 /** A second session on the test database, for looking at the first from outside. */
@@ -413,6 +412,48 @@ layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: transactions", 
       expect(readOnly.reason.cause).toBeInstanceOf(PgError.ServerError)
     })))
 
+  it.effect("PgSql.connection joins the current transaction; outside one it holds a connection for the scope", () =>
+    withSql(Effect.gen(function*() {
+      const sql = yield* PgSql.PgSql
+      const watcher = yield* observer
+      yield* sql`CREATE TABLE tx_joined (n int)`
+      yield* sql.withTransaction(Effect.gen(function*() {
+        yield* sql`INSERT INTO tx_joined VALUES (${1})`
+        const conn = yield* Effect.scoped(sql.connection)
+        expect(conn.info.transactionStatus).toBe("INTRANS")
+        yield* conn.execute("INSERT INTO tx_joined VALUES ($1)", [2])
+        expect(yield* count(watcher, "tx_joined")).toBe(0)
+      }))
+      expect(yield* count(watcher, "tx_joined")).toBe(2)
+      const status = yield* Effect.scoped(Effect.map(sql.connection, (conn) => conn.info.transactionStatus))
+      expect(status).toBe("IDLE")
+    })))
+
+  it.effect("a reserved connection survives an interrupted statement (cancelled on the server)", () =>
+    withSql(Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const values = yield* Effect.scoped(Effect.gen(function*() {
+        const conn = yield* sql.reserve
+        const started = Date.now()
+        const outcome = yield* conn.executeRaw("SELECT pg_sleep(1000)", []).pipe(Effect.timeoutOption("50 millis"))
+        expect(Option.isNone(outcome)).toBe(true)
+        expect(Date.now() - started).toBeLessThan(5000)
+        return yield* conn.executeValues("SELECT 1", [])
+      }))
+      expect(values).toEqual([[1]])
+    })))
+
+  it.effect("runs many concurrent statements on the shared connection", () =>
+    withSql(Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const results = yield* Effect.forEach(
+        Arr.range(1, 50),
+        (n) => sql<{ n: number }>`SELECT ${n}::int AS n`,
+        { concurrency: "unbounded" }
+      )
+      expect(results.map(([row]) => row.n)).toEqual(Arr.range(1, 50))
+    })))
+
   it.effect("replaces a lost shared connection on the next use", () =>
     withSql(Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
@@ -498,14 +539,25 @@ layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: acquirers and l
       expect(rows).toEqual([{ db: dbName, app: "pgfx-config" }])
     }))
 
-  it.effect("notify delivers through pg_notify", () =>
+  it.effect("listen streams notifications without holding the shared connection; notify sends them", () =>
     withSql(Effect.gen(function*() {
       const sql = yield* PgSql.PgSql
-      const watcher = yield* observer
-      yield* watcher.execute("LISTEN pgfx_sql_channel")
-      yield* sql.notify("pgfx_sql_channel", "hello")
-      const [{ delivered }] = yield* sql<{ delivered: boolean }>`SELECT true AS delivered`
-      expect(delivered).toBe(true)
+      const fiber = yield* sql.listen("pgfx sql channel").pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
+      // the shared connection stays free for statements while the stream runs
+      expect(yield* sql`SELECT 1 AS one`.pipe(Effect.timeout("3 seconds"))).toEqual([{ one: 1 }])
+      // LISTEN happens when the stream starts: notify until the first one arrives
+      const received = yield* Effect.gen(function*() {
+        for (let tries = 0; tries < 100; tries++) {
+          yield* sql.notify("pgfx sql channel", "hello")
+          const done = yield* Fiber.await(fiber).pipe(Effect.timeoutOption("50 millis"))
+          if (Option.isSome(done)) return yield* done.value
+        }
+        return yield* Effect.die("no notification arrived")
+      })
+      expect(received.map((notification) => [notification.channel, notification.payload])).toEqual([
+        ["pgfx sql channel", "hello"]
+      ])
+      expect(received[0].pid).toBeGreaterThan(0)
     })))
 })
 
@@ -516,19 +568,19 @@ class Person extends Schema.Class<Person>("Person")({
 }) {}
 
 layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: SqlSchema, SqlResolver, Migrator", (it) => {
-  const setup = Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql`CREATE TABLE IF NOT EXISTS schema_people (id serial PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`
-    yield* sql`TRUNCATE schema_people RESTART IDENTITY`
-    yield* sql`INSERT INTO schema_people ${sql.insert([{ name: "Ann" }, { name: "Bob" }, { name: "Cid" }])}`
-    return sql
-  })
+  const setup = (table: string) =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE ${sql(table)} (id serial PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`
+      yield* sql`INSERT INTO ${sql(table)} ${sql.insert([{ name: "Ann" }, { name: "Bob" }, { name: "Cid" }])}`
+      return sql
+    })
   const options = { transformQueryNames: Str.camelToSnake, transformResultNames: Str.snakeToCamel }
 
   it.effect("SqlSchema helpers encode the request and decode rows", () =>
     withSql(
       Effect.gen(function*() {
-        const sql = yield* setup
+        const sql = yield* setup("schema_people")
         const findAll = SqlSchema.findAll({
           Request: Schema.String,
           Result: Person,
@@ -571,7 +623,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: SqlSchema, SqlR
   it.effect("a SqlResolver batches concurrent requests into one statement", () =>
     withSql(
       Effect.gen(function*() {
-        const sql = yield* setup
+        const sql = yield* setup("resolver_people")
         const batches: Array<ReadonlyArray<number>> = []
         const resolver = SqlResolver.findById({
           Id: Schema.Number,
@@ -580,7 +632,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: SqlSchema, SqlR
           execute: (ids) =>
             Effect.andThen(
               Effect.sync(() => batches.push(ids)),
-              sql`SELECT * FROM schema_people WHERE ${sql.in("id", ids)}`
+              sql`SELECT * FROM resolver_people WHERE ${sql.in("id", ids)}`
             )
         })
         const people = yield* Effect.forEach([3, 1, 2], (id) => SqlResolver.request(id, resolver), {
@@ -596,7 +648,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: SqlSchema, SqlR
           Request: Schema.String,
           Result: Schema.Struct({ id: Schema.Number, name: Schema.String }),
           execute: (names) =>
-            sql`INSERT INTO schema_people ${sql.insert(Arr.map(names, (name) => ({ name }))).returning("id, name")}`
+            sql`INSERT INTO resolver_people ${sql.insert(Arr.map(names, (name) => ({ name }))).returning("id, name")}`
         })
         const inserted = yield* sql.withTransaction(
           Effect.forEach(["Eve", "Fay"], (name) => SqlResolver.request(name, ordered), { concurrency: "unbounded" })

@@ -370,33 +370,38 @@ export type PgError =
   | PipelineAborted
   | InterfaceError
 
+/**
+ * A diagnostic made by the client, for errors the server reported only
+ * indirectly (e.g. COMMIT answered with ROLLBACK).
+ *
+ * @since 0.1.0
+ */
+export const clientDiagnostic = (sqlState: string, message: string): Diagnostic => ({
+  severity: "ERROR",
+  severityNonLocalized: "ERROR",
+  sqlState,
+  message,
+  detail: undefined,
+  hint: undefined,
+  position: undefined,
+  internalPosition: undefined,
+  internalQuery: undefined,
+  where: undefined,
+  schema: undefined,
+  table: undefined,
+  column: undefined,
+  dataType: undefined,
+  constraint: undefined,
+  file: undefined,
+  line: undefined,
+  routine: undefined
+})
+
 const statementTags = new Set<string>([
-  ...Object.values(classBySqlState).map((Class) => new Class(emptyFields())._tag),
+  ...Object.values(classBySqlState).map((Class) => new Class({ ...clientDiagnostic("", ""), query: undefined })._tag),
   "ServerError"
 ])
 
-function emptyFields(): ServerErrorFields {
-  return {
-    severity: "ERROR",
-    severityNonLocalized: undefined,
-    sqlState: "",
-    message: "",
-    detail: undefined,
-    hint: undefined,
-    position: undefined,
-    internalPosition: undefined,
-    internalQuery: undefined,
-    where: undefined,
-    schema: undefined,
-    table: undefined,
-    column: undefined,
-    dataType: undefined,
-    constraint: undefined,
-    file: undefined,
-    line: undefined,
-    routine: undefined,
-    query: undefined
-  }
 }
 
 /**

@@ -23,7 +23,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
 import type { Connection } from "./Connection.ts"
-import { InFailedSqlTransaction, type PgError } from "./PgError.ts"
+import { clientDiagnostic, fromDiagnostic, type PgError } from "./PgError.ts"
 
 /**
  * psycopg's isolation levels.
@@ -127,12 +127,10 @@ const commit = <R0>(conn: Connection<R0>, outer: boolean, savepoint: string): Ef
     // COMMIT of a failed transaction rolls back: the block did not commit.
     result.command === "ROLLBACK"
       ? Effect.fail(
-        new InFailedSqlTransaction({
-          ...emptyDiagnostic,
-          sqlState: "25P02",
-          message: "the transaction was rolled back on COMMIT because a statement in it failed",
-          query: "COMMIT"
-        })
+        fromDiagnostic(
+          clientDiagnostic("25P02", "the transaction was rolled back on COMMIT because a statement in it failed"),
+          "COMMIT"
+        )
       )
       : Effect.void)
 }
@@ -154,24 +152,6 @@ const rollbackBlock = <R0>(conn: Connection<R0>, outer: boolean, savepoint: stri
   )
 }
 
-const emptyDiagnostic = {
-  severity: "ERROR",
-  severityNonLocalized: "ERROR",
-  detail: undefined,
-  hint: undefined,
-  position: undefined,
-  internalPosition: undefined,
-  internalQuery: undefined,
-  where: undefined,
-  schema: undefined,
-  table: undefined,
-  column: undefined,
-  dataType: undefined,
-  constraint: undefined,
-  file: undefined,
-  line: undefined,
-  routine: undefined
-}
 
 /**
  * Whether an error is worth retrying the whole transaction for:

@@ -402,8 +402,6 @@ const statementTags = new Set<string>([
   "ServerError"
 ])
 
-}
-
 /**
  * Whether the error came from the server's `ErrorResponse` for a statement.
  *

@@ -8,10 +8,10 @@
  */
 import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import { type DecodeError, fromDiagnostic, PipelineAborted, type StatementError } from "../PgError.ts"
-import { type ProtocolContext, ResponseHandler } from "../Session.ts"
+import type { ProtocolContext } from "../Session.ts"
 import { toDiagnostic } from "./diagnostic.ts"
 import type { ResultSet } from "./query.ts"
-import { makeFieldReader } from "./rowReader.ts"
+import { RowsHandler } from "./rowsHandler.ts"
 
 /** One statement of a batch: its SQL (for errors) and cached columns, if prepared. */
 export interface PipelineSlot {
@@ -29,24 +29,12 @@ export interface PipelineOutcome {
   readonly status: PgProtocol.TransactionStatus
 }
 
-export class PipelineHandler extends ResponseHandler<PipelineOutcome> {
+export class PipelineHandler extends RowsHandler<PipelineOutcome> {
   private readonly outcomes: Array<SlotOutcome> = []
-  private fields: ReadonlyArray<PgProtocol.FieldDescription> = []
-  private description: ReadonlyArray<PgProtocol.FieldDescription> | undefined
   private rows: Array<ReadonlyArray<unknown>> = []
-  private decodeError: DecodeError | undefined
 
   constructor(private readonly slots: ReadonlyArray<PipelineSlot>) {
     super()
-  }
-
-  private readonly onDecodeError = (error: DecodeError) => {
-    this.decodeError ??= error
-  }
-
-  private setFields(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
-    this.fields = fields
-    context.setFieldReader(fields.length === 0 ? undefined : makeFieldReader(fields, this.onDecodeError))
   }
 
   private complete(outcome: SlotOutcome): void {
@@ -58,21 +46,10 @@ export class PipelineHandler extends ResponseHandler<PipelineOutcome> {
   }
 
   protected handle(message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext): boolean {
+    if (this.describe(message, context, this.slots[this.outcomes.length]?.preset)) return false
     switch (message._tag) {
       case "DataRow":
         this.rows.push(message.values)
-        return false
-      case "BindComplete": {
-        const preset = this.slots[this.outcomes.length]?.preset
-        if (preset !== undefined) this.setFields(context, preset)
-        return false
-      }
-      case "RowDescription":
-        this.description = message.fields
-        this.setFields(context, message.fields)
-        return false
-      case "NoData":
-        this.description = []
         return false
       case "CommandComplete":
       case "EmptyQueryResponse": {

@@ -7,17 +7,23 @@
  */
 import * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import * as Effect from "effect/Effect"
-import { type DecodeError, fromDiagnostic, type StatementError } from "../PgError.ts"
-import { type ProtocolContext, ResponseHandler } from "../Session.ts"
+import {
+  type ConnectionError,
+  type DecodeError,
+  fromDiagnostic,
+  type ProtocolError,
+  type StatementError
+} from "../PgError.ts"
+import type { ProtocolContext } from "../Session.ts"
 import { toDiagnostic } from "./diagnostic.ts"
-import { makeFieldReader } from "./rowReader.ts"
+import { RowsHandler } from "./rowsHandler.ts"
 
 const SYNC = PgProtocol.encodeSync()
 const FLUSH = PgProtocol.encodeFlush()
 
 type Batch = ReadonlyArray<ReadonlyArray<unknown>>
 
-export class PortalHandler extends ResponseHandler<void> {
+export class PortalHandler extends RowsHandler<void> {
   readonly executeFrame: Uint8Array
   /** Complete batches not yet taken by the consumer. */
   private readonly ready: Array<Batch> = []
@@ -27,11 +33,9 @@ export class PortalHandler extends ResponseHandler<void> {
   /** CommandComplete seen: no more rows. */
   private complete = false
   private stopping = false
-  private error: StatementError | DecodeError | undefined
+  private error: StatementError | undefined
   private wake: (() => void) | undefined
   private context: ProtocolContext | undefined
-  description: ReadonlyArray<PgProtocol.FieldDescription> | undefined
-  fields: ReadonlyArray<PgProtocol.FieldDescription> = []
 
   constructor(
     readonly query: string,
@@ -42,15 +46,6 @@ export class PortalHandler extends ResponseHandler<void> {
     this.executeFrame = PgProtocol.encodeExecute({ portal: "", maxRows: batchSize })
   }
 
-  private readonly onDecodeError = (error: DecodeError) => {
-    this.error ??= error
-  }
-
-  private setFields(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
-    this.fields = fields
-    context.setFieldReader(fields.length === 0 ? undefined : makeFieldReader(fields, this.onDecodeError))
-  }
-
   private signal(): void {
     const wake = this.wake
     this.wake = undefined
@@ -59,19 +54,10 @@ export class PortalHandler extends ResponseHandler<void> {
 
   protected handle(message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext): boolean {
     this.context = context
+    if (this.describe(message, context, this.preset)) return false
     switch (message._tag) {
       case "DataRow":
         if (!this.stopping) this.rows.push(message.values)
-        return false
-      case "BindComplete":
-        if (this.preset !== undefined) this.setFields(context, this.preset)
-        return false
-      case "RowDescription":
-        this.description = message.fields
-        this.setFields(context, message.fields)
-        return false
-      case "NoData":
-        this.description = []
         return false
       case "PortalSuspended":
         this.running = false
@@ -90,7 +76,7 @@ export class PortalHandler extends ResponseHandler<void> {
         return false
       case "ErrorResponse":
         this.running = false
-        this.error ??= fromDiagnostic(toDiagnostic(message.fields), this.query)
+        this.error = fromDiagnostic(toDiagnostic(message.fields), this.query)
         context.write(SYNC)
         return false
       case "ReadyForQuery":
@@ -107,7 +93,7 @@ export class PortalHandler extends ResponseHandler<void> {
     this.signal()
   }
 
-  override onClose(error: Parameters<ResponseHandler<void>["onClose"]>[0]): void {
+  override onClose(error: ConnectionError | ProtocolError): void {
     super.onClose(error)
     this.signal()
   }
@@ -127,7 +113,7 @@ export class PortalHandler extends ResponseHandler<void> {
    * The next batch, or `undefined` after the last one; fails with the
    * statement's error once the response is drained.
    */
-  readonly next: Effect.Effect<Batch | undefined, StatementError | DecodeError | Parameters<ResponseHandler<void>["onClose"]>[0]> =
+  readonly next: Effect.Effect<Batch | undefined, StatementError | DecodeError | ConnectionError | ProtocolError> =
     Effect.suspend(() => {
       const batch = this.ready.shift()
       if (batch !== undefined) {
@@ -136,8 +122,11 @@ export class PortalHandler extends ResponseHandler<void> {
         }
         return Effect.succeed(batch)
       }
-      if (this.done || (this.complete && this.error === undefined) || this.error !== undefined) {
-        return Effect.flatMap(this.await, () => this.error === undefined ? Effect.succeed(undefined) : Effect.fail(this.error))
+      if (this.done || this.complete || this.error !== undefined) {
+        return Effect.flatMap(this.await, () => {
+          const error = this.error ?? this.decodeError
+          return error === undefined ? Effect.succeed(undefined) : Effect.fail(error)
+        })
       }
       return Effect.flatMap(
         Effect.callback<void>((resume) => {

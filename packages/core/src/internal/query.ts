@@ -12,10 +12,10 @@ import {
   ParameterError,
   type StatementError
 } from "../PgError.ts"
-import { type ProtocolContext, ResponseHandler } from "../Session.ts"
+import type { ProtocolContext } from "../Session.ts"
 import { encodeCopyFail } from "./frontend.ts"
 import { toDiagnostic } from "./diagnostic.ts"
-import { makeFieldReader } from "./rowReader.ts"
+import { RowsHandler } from "./rowsHandler.ts"
 
 /** One statement's result. */
 export interface ResultSet {
@@ -46,11 +46,10 @@ export const parseCommandTag = (tag: string): { command: string; rowCount: numbe
   return { command, rowCount: counted && Number.isFinite(count) ? count : undefined }
 }
 
-export class QueryHandler extends ResponseHandler<QueryOutcome> {
+export class QueryHandler extends RowsHandler<QueryOutcome> {
   private readonly results: Array<ResultSet> = []
-  private current: { fields: ReadonlyArray<PgProtocol.FieldDescription>; rows: Array<ReadonlyArray<unknown>> } | undefined
+  private rows: Array<ReadonlyArray<unknown>> = []
   private error: QueryOutcome["error"]
-  private description: ReadonlyArray<PgProtocol.FieldDescription> | undefined
 
   /**
    * @param query the SQL, attached to server errors
@@ -64,45 +63,28 @@ export class QueryHandler extends ResponseHandler<QueryOutcome> {
     super()
   }
 
-  private readonly onDecodeError = (error: DecodeError) => {
-    this.error ??= error
-  }
-
-  private startResult(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
-    this.current = { fields, rows: [] }
-    context.setFieldReader(fields.length === 0 ? undefined : makeFieldReader(fields, this.onDecodeError))
+  private endResult(commandTag: string): void {
+    this.results.push({ commandTag, fields: this.fields, rows: this.rows })
+    this.fields = []
+    this.rows = []
   }
 
   protected handle(message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext): boolean {
+    if (this.describe(message, context, this.preset)) return false
     switch (message._tag) {
       case "DataRow":
-        this.current?.rows.push(message.values)
-        return false
-      case "BindComplete":
-        if (this.preset !== undefined) this.startResult(context, this.preset)
-        return false
-      case "RowDescription":
-        this.description = message.fields
-        this.startResult(context, message.fields)
-        return false
-      case "NoData":
-        this.description = []
+        this.rows.push(message.values)
         return false
       case "CommandComplete":
-        this.results.push({
-          commandTag: message.commandTag,
-          fields: this.current?.fields ?? [],
-          rows: this.current?.rows ?? []
-        })
-        this.current = undefined
+        this.endResult(message.commandTag)
         return false
       case "EmptyQueryResponse":
-        this.results.push({ commandTag: "", fields: [], rows: [] })
-        this.current = undefined
+        this.endResult("")
         return false
       case "ErrorResponse": {
         const diagnostic = toDiagnostic(message.fields)
-        this.current = undefined
+        this.fields = []
+        this.rows = []
         // 08P01 from Bind is the server refusing our parameters (count or
         // format); the session itself is fine.
         this.error ??= diagnostic.sqlState === "08P01" && diagnostic.severityNonLocalized !== "FATAL"
@@ -122,7 +104,7 @@ export class QueryHandler extends ResponseHandler<QueryOutcome> {
         context.setFieldReader(undefined)
         this.finish({
           results: this.results,
-          error: this.error,
+          error: this.error ?? this.decodeError,
           notices: this.notices,
           status: message.status,
           description: this.description

@@ -1,0 +1,52 @@
+/**
+ * What every handler that receives rows shares: learning a result's columns
+ * (RowDescription, or the cached description of a prepared statement at
+ * BindComplete), installing the field reader, and keeping the first value
+ * that could not be decoded.
+ */
+import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
+import type { DecodeError } from "../PgError.ts"
+import { type ProtocolContext, ResponseHandler } from "../Session.ts"
+import { makeFieldReader } from "./rowReader.ts"
+
+export abstract class RowsHandler<A> extends ResponseHandler<A> {
+  /** Columns of the result being received. */
+  fields: ReadonlyArray<PgProtocol.FieldDescription> = []
+  /** The RowDescription (or NoData: empty) the server sent, for the statement cache. */
+  description: ReadonlyArray<PgProtocol.FieldDescription> | undefined
+  protected decodeError: DecodeError | undefined
+
+  private readonly onDecodeError = (error: DecodeError) => {
+    this.decodeError ??= error
+  }
+
+  protected setFields(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
+    this.fields = fields
+    context.setFieldReader(fields.length === 0 ? undefined : makeFieldReader(fields, this.onDecodeError))
+  }
+
+  /**
+   * Handles the messages that describe columns; returns whether `message`
+   * was one. `preset` is the cached description of a prepared statement.
+   */
+  protected describe(
+    message: PgProtocol.BackendMessage<unknown>,
+    context: ProtocolContext,
+    preset: ReadonlyArray<PgProtocol.FieldDescription> | undefined
+  ): boolean {
+    switch (message._tag) {
+      case "BindComplete":
+        if (preset !== undefined) this.setFields(context, preset)
+        return true
+      case "RowDescription":
+        this.description = message.fields
+        this.setFields(context, message.fields)
+        return true
+      case "NoData":
+        this.description = []
+        return true
+      default:
+        return false
+    }
+  }
+}

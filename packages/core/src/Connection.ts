@@ -1282,9 +1282,11 @@ export const connect = <R = RowFactory.Tuple>(
     const timeout = config.connectTimeout !== undefined && config.connectTimeout > 0
       ? Duration.seconds(config.connectTimeout)
       : Duration.fromInputUnsafe(options?.defaultConnectTimeout ?? "30 seconds")
+    // Interruptible: every step of an attempt cleans up its own socket.
     const connection = yield* Effect.acquireRelease(
       openFirst(config, resolved, timeout),
-      (connection, exit) => connection.closeAfter(exit)
+      (connection, exit) => connection.closeAfter(exit),
+      { interruptible: true }
     )
     return connection as ConnectionImpl<unknown> as Connection<R>
   })
@@ -1320,7 +1322,9 @@ const openFirst = (config: PgConfig.PgConfig, options: ResolvedOptions, timeout:
           continue
         }
         const connection = opened.success
-        const accepted = yield* Effect.result(checkSessionAttrs(connection, wanted))
+        const accepted = yield* Effect.result(checkSessionAttrs(connection, wanted)).pipe(
+          Effect.onInterrupt(() => connection.close)
+        )
         if (Result.isSuccess(accepted) && accepted.success) return connection
         yield* connection.close
         failures.push({

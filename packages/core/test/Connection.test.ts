@@ -417,6 +417,19 @@ describe("connect failures", () => {
       expect(conn.info.port).toBe(port)
     }).pipe(Effect.scoped, TestDatabase.provide))
 
+  it.live("an interrupt stops connection attempts at once", () =>
+    Effect.gen(function*() {
+      const silent = yield* fakeServer(() => {})
+      const started = Date.now()
+      const exit = yield* Effect.exit(
+        Effect.scoped(Connection.connect(`host=127.0.0.1 port=${silent} user=x connect_timeout=10`)).pipe(
+          Effect.timeout("200 millis")
+        )
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(Date.now() - started).toBeLessThan(1500)
+    }))
+
   it.live("reports every failed attempt when all hosts fail", () =>
     Effect.gen(function*() {
       const a = yield* freePort

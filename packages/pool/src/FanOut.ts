@@ -1,0 +1,184 @@
+/**
+ * The seed's `parallel_query`, made honest: run an effect over many items
+ * with bounded concurrency and one overall deadline, and report what
+ * completed, what failed and what did not finish in time.
+ *
+ * ```ts
+ * const result = yield* FanOut.run(
+ *   queries,
+ *   (sql) => pool.use((conn) => conn.execute(sql)),
+ *   { concurrency: 8, timeout: "3 seconds" }
+ * )
+ * // result.completed: [{ item, index, value }] in input order
+ * // result.failed:    [{ item, index, error }]
+ * // result.timedOut:  [item]
+ * ```
+ *
+ * At the deadline, work still running is interrupted — with pgfx
+ * connections that cancels its statements on the server and gives the
+ * connections back to the pool — and `run` returns only once that cleanup is
+ * done, so nothing keeps running unobserved (the seed's thread pool could
+ * not stop its threads). Items never started are reported as timed out.
+ * Typed failures are collected; defects propagate.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+
+/**
+ * Options of {@link run} and {@link stream}.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Items processed at once (default `"unbounded"`). */
+  readonly concurrency?: number | "unbounded" | undefined
+  /** One deadline for the whole run (default: none). */
+  readonly timeout?: Duration.Input | undefined
+}
+
+/**
+ * An item whose effect succeeded.
+ *
+ * @since 0.1.0
+ */
+export interface Completed<A, B> {
+  readonly item: A
+  /** Position of the item in the input. */
+  readonly index: number
+  readonly value: B
+}
+
+/**
+ * An item whose effect failed with a typed error.
+ *
+ * @since 0.1.0
+ */
+export interface Failed<A, E> {
+  readonly item: A
+  readonly index: number
+  readonly error: E
+}
+
+/**
+ * The outcome of {@link run}.
+ *
+ * @since 0.1.0
+ */
+export interface Result<A, B, E> {
+  /** Successes, in input order. */
+  readonly completed: ReadonlyArray<Completed<A, B>>
+  /** Typed failures, in input order. */
+  readonly failed: ReadonlyArray<Failed<A, E>>
+  /** Items not finished at the deadline (interrupted, or never started), in input order. */
+  readonly timedOut: ReadonlyArray<A>
+}
+
+/**
+ * One outcome of {@link stream}, emitted as it happens.
+ *
+ * @since 0.1.0
+ */
+export type Event<A, B, E> =
+  | { readonly _tag: "Completed"; readonly item: A; readonly index: number; readonly value: B }
+  | { readonly _tag: "Failed"; readonly item: A; readonly index: number; readonly error: E }
+  | { readonly _tag: "TimedOut"; readonly item: A; readonly index: number }
+
+/** The exit of one item: a typed failure is an outcome; a defect propagates; an interruption leaves it unfinished. */
+const settle = <B, E>(exit: Exit.Exit<B, E>): Effect.Effect<Exit.Exit<B, E> | undefined> => {
+  if (Exit.isSuccess(exit)) return Effect.succeed(exit)
+  if (Cause.hasDies(exit.cause)) return Effect.failCause(exit.cause as Cause.Cause<never>)
+  if (Option.isSome(Cause.findErrorOption(exit.cause))) return Effect.succeed(exit)
+  return Effect.succeed(undefined)
+}
+
+/**
+ * Runs `f` over `items` with at most `concurrency` at once and one overall
+ * `timeout`; returns the completed results and the failures (with their
+ * items, in input order) and the items that did not finish in time. Work
+ * running at the deadline is interrupted, and awaited, before `run`
+ * returns.
+ *
+ * @since 0.1.0
+ */
+export const run = <A, B, E, R>(
+  items: Iterable<A>,
+  f: (item: A, index: number) => Effect.Effect<B, E, R>,
+  options?: Options
+): Effect.Effect<Result<A, B, E>, never, R> =>
+  Effect.suspend(() => {
+    const list = Array.from(items)
+    const outcomes: Array<Exit.Exit<B, E> | undefined> = new Array(list.length)
+    const work = Effect.forEach(
+      list,
+      (item, index) =>
+        Effect.flatMap(Effect.exit(f(item, index)), settle).pipe(
+          Effect.flatMap((outcome) => Effect.sync(() => void (outcomes[index] = outcome)))
+        ),
+      { concurrency: options?.concurrency ?? "unbounded", discard: true }
+    )
+    const bounded = options?.timeout === undefined ? work : Effect.asVoid(Effect.timeoutOption(work, options.timeout))
+    return Effect.map(bounded, () => {
+      const completed: Array<Completed<A, B>> = []
+      const failed: Array<Failed<A, E>> = []
+      const timedOut: Array<A> = []
+      list.forEach((item, index) => {
+        const outcome = outcomes[index]
+        if (outcome === undefined) timedOut.push(item)
+        else if (Exit.isSuccess(outcome)) completed.push({ item, index, value: outcome.value })
+        else failed.push({ item, index, error: Option.getOrThrow(Cause.findErrorOption(outcome.cause)) })
+      })
+      return { completed, failed, timedOut }
+    })
+  })
+
+/**
+ * {@link run} as a stream: each item's outcome is emitted as soon as it is
+ * known (completion order); at the deadline the work still running is
+ * interrupted and a `TimedOut` event follows for every item without an
+ * outcome, then the stream ends.
+ *
+ * @since 0.1.0
+ */
+export const stream = <A, B, E, R>(
+  items: Iterable<A>,
+  f: (item: A, index: number) => Effect.Effect<B, E, R>,
+  options?: Options
+): Stream.Stream<Event<A, B, E>, never, R> =>
+  Stream.suspend(() => {
+    const list = Array.from(items)
+    const emitted = new Array<boolean>(list.length).fill(false)
+    const outcomes: Stream.Stream<Event<A, B, E>, never, R> = Stream.fromIterable(list.map((item, index) => ({ item, index }))).pipe(
+      Stream.mapEffect(
+        ({ index, item }) =>
+          Effect.map(
+            Effect.flatMap(Effect.exit(f(item, index)), settle),
+            (outcome): Event<A, B, E> | undefined =>
+              outcome === undefined
+                ? undefined
+                : Exit.isSuccess(outcome)
+                ? { _tag: "Completed", item, index, value: outcome.value }
+                : { _tag: "Failed", item, index, error: Option.getOrThrow(Cause.findErrorOption(outcome.cause)) }
+          ),
+        { concurrency: options?.concurrency ?? "unbounded", unordered: true }
+      ),
+      Stream.filter((event): event is Event<A, B, E> => event !== undefined),
+      Stream.tap((event) => Effect.sync(() => void (emitted[event.index] = true)))
+    )
+    const bounded = options?.timeout === undefined
+      ? outcomes
+      : Stream.interruptWhen(outcomes, Effect.sleep(options.timeout))
+    return Stream.concat(
+      bounded,
+      Stream.suspend(() =>
+        Stream.fromIterable(
+          list.flatMap((item, index): Array<Event<A, B, E>> => emitted[index] ? [] : [{ _tag: "TimedOut", item, index }])
+        )
+      )
+    )
+  })

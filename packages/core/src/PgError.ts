@@ -246,7 +246,9 @@ export const fromDiagnostic = (diagnostic: Diagnostic, query?: string): Statemen
  * @since 0.1.0
  */
 export const isFatalSqlState = (sqlState: string): boolean =>
-  sqlState.startsWith("08") || sqlState === "57P01" || sqlState === "57P02" || sqlState === "57P03" ||
+  // 08P01 is also how the server refuses malformed data (bad Bind, binary
+  // COPY) with severity ERROR while the session lives on.
+  (sqlState.startsWith("08") && sqlState !== "08P01") || sqlState === "57P01" || sqlState === "57P02" || sqlState === "57P03" ||
   sqlState === "25P03" || sqlState === "57P05"
 
 /**

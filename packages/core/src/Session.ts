@@ -174,3 +174,11 @@ export {
   maxCopyFailReason,
   writeCopyDataHeader
 } from "./internal/frontend.ts"
+
+/**
+ * The diagnostic of an ErrorResponse / NoticeResponse's fields, for handlers
+ * that build typed errors with `PgError.fromDiagnostic`.
+ *
+ * @since 0.1.0
+ */
+export { toDiagnostic } from "./internal/diagnostic.ts"

@@ -15,37 +15,10 @@
  */
 import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import { PgError, Session } from "@pgfx/core"
+
+const { toDiagnostic } = Session
 import * as Effect from "effect/Effect"
 import type { RowParser } from "./decode.ts"
-
-/** The server diagnostic of an ErrorResponse / NoticeResponse. */
-export const toDiagnostic = (fields: PgProtocol.ErrorFields): PgError.Diagnostic => {
-  const int = (text: string | undefined): number | undefined => {
-    if (text === undefined) return undefined
-    const value = Number(text)
-    return Number.isInteger(value) ? value : undefined
-  }
-  return {
-    severity: fields.severity ?? fields.severityUnlocalized ?? "ERROR",
-    severityNonLocalized: fields.severityUnlocalized,
-    sqlState: fields.code ?? "",
-    message: fields.message ?? "",
-    detail: fields.detail,
-    hint: fields.hint,
-    position: int(fields.position),
-    internalPosition: int(fields.internalPosition),
-    internalQuery: fields.internalQuery,
-    where: fields.where,
-    schema: fields.schema,
-    table: fields.table,
-    column: fields.column,
-    dataType: fields.dataType,
-    constraint: fields.constraint,
-    file: fields.file,
-    line: int(fields.line),
-    routine: fields.routine
-  }
-}
 
 /** The row count of a `COPY n` command tag. */
 export const copyCount = (tag: string | undefined): number => {

@@ -152,9 +152,9 @@ export interface Options<E = never> extends ClientOptions {
   /** Where to connect (conninfo, URL, object or resolved `PgConfig`): one shared connection. */
   readonly settings?: Connection.ConnectionSettings | undefined
   /** Options of the shared connection (`prepareThreshold`, timeouts, …). The row factory is ignored. */
-  readonly connectOptions?: Connection.ConnectOptions<any> | undefined
+  readonly connectOptions?: Connection.ConnectOptions<unknown> | undefined
   /** Checks out a connection for the life of the scope; used instead of `settings`. */
-  readonly acquire?: Effect.Effect<Connection.Connection<any>, E, Scope.Scope> | undefined
+  readonly acquire?: Effect.Effect<Connection.Connection<unknown>, E, Scope.Scope> | undefined
 }
 
 /**
@@ -231,7 +231,7 @@ const rowsOf = <A>(result: Connection.QueryResult<A>, transform: TransformRows):
 
 class PgSqlConnection implements SqlConnection.Connection {
   constructor(
-    readonly pg: Connection.Connection<any>,
+    readonly pg: Connection.Connection<unknown>,
     readonly batchSize: number | undefined
   ) {}
 
@@ -331,7 +331,7 @@ interface Acquirers {
   readonly acquirer: SqlConnection.Acquirer
   readonly borrower: SqlConnection.Borrower | undefined
   /** A connection for `listen` streams, for the life of the scope. */
-  readonly listener: Effect.Effect<Connection.Connection<any>, SqlError.SqlError, Scope.Scope>
+  readonly listener: Effect.Effect<Connection.Connection<unknown>, SqlError.SqlError, Scope.Scope>
   readonly spanAttributes: ReadonlyArray<readonly [string, unknown]>
 }
 
@@ -346,7 +346,7 @@ const isResolvedConfig = (settings: Connection.ConnectionSettings): settings is 
 const makeSlot = (
   parent: Scope.Scope,
   config: PgConfig.PgConfig,
-  options: Connection.ConnectOptions<any>,
+  options: Connection.ConnectOptions<unknown>,
   batchSize: number | undefined
 ) => {
   let current: { readonly connection: PgSqlConnection; readonly scope: Scope.Closeable } | undefined
@@ -382,7 +382,7 @@ const makeSlot = (
  */
 const sharedAcquirers = (
   settings: Connection.ConnectionSettings,
-  connectOptions: Connection.ConnectOptions<any> | undefined,
+  connectOptions: Connection.ConnectOptions<unknown> | undefined,
   batchSize: number | undefined
 ): Effect.Effect<Acquirers, SqlError.SqlError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -390,7 +390,7 @@ const sharedAcquirers = (
       ? settings
       : yield* Effect.mapError(PgConfig.make(settings), (error) => acquireError(error, "connect"))
     const parent = yield* Effect.scope
-    const options: Connection.ConnectOptions<any> = { ...connectOptions, rowFactory: RowFactory.tuple, autocommit: true }
+    const options: Connection.ConnectOptions<unknown> = { ...connectOptions, rowFactory: RowFactory.tuple, autocommit: true }
     const available = makeSlot(parent, config, options, batchSize)
     const listening = makeSlot(parent, config, options, batchSize)
     const first = yield* available
@@ -409,7 +409,7 @@ const sharedAcquirers = (
   })
 
 const checkoutAcquirers = <E>(
-  acquire: Effect.Effect<Connection.Connection<any>, E, Scope.Scope>,
+  acquire: Effect.Effect<Connection.Connection<unknown>, E, Scope.Scope>,
   batchSize: number | undefined
 ): Acquirers => {
   const checkout = Effect.mapError(acquire, (error) => acquireError(error, "acquireConnection"))

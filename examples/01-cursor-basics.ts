@@ -8,6 +8,7 @@
  *         cur.execute("INSERT INTO test (num, data) VALUES (%s, %s)", (100, "abc'def"))
  *         cur.execute("SELECT * FROM test")
  *         cur.fetchone()            # (1, 100, "abc'def")
+ *         cur.fetchmany(2); cur.fetchall()
  *         for record in cur: print(record)
  *         conn.commit()
  * ```
@@ -42,7 +43,11 @@ export const program = (url: string) =>
 
     // fetchMany / fetchAll return several rows, or iterate the cursor.
     yield* cur.execute("SELECT * FROM test")
-    for (const record of cur) yield* Console.log(record)
+    yield* Console.log("fetchMany(2):", yield* cur.fetchMany(2))
+    yield* cur.execute("SELECT * FROM test")
+    yield* Console.log("fetchAll:", yield* cur.fetchAll)
+    yield* cur.execute("SELECT * FROM test")
+    for (const record of cur) yield* Console.log("iterate:", record)
 
     // Make the changes persistent.
     yield* conn.commit

@@ -548,8 +548,42 @@ class ConnectionImpl<R> implements Connection<R> {
     invalidate: (reason) =>
       Effect.sync(() => {
         connection.wire.destroy(connection.brokenError(reason))
-      })
+      }),
+    bounded: (effect, what) => connection.bounded(effect, what)
   }))(this)
+
+  /**
+   * A cleanup step, bounded by `drainTimeout`: finalizers run
+   * uninterruptibly, so without this a half-open connection would hold them
+   * (and the scope) forever. Past the deadline the connection is closed as
+   * broken, which fails the step.
+   */
+  bounded<A, E, R>(effect: Effect.Effect<A, E, R>, what: string): Effect.Effect<A, E, R> {
+    return Effect.suspend(() => {
+      if (this.wire.closed) return effect
+      let expired = false
+      const limit = this.options.drainTimeout
+      return Effect.acquireUseRelease(
+        Effect.sync(() =>
+          setTimeout(() => {
+            if (this.wire.closed) return
+            expired = true
+            this.wire.destroy(this.brokenError(`${what} did not finish within ${Duration.format(limit)}`))
+          }, Duration.toMillis(limit))
+        ),
+        () => effect,
+        (timer) =>
+          Effect.suspend(() => {
+            clearTimeout(timer)
+            return expired
+              ? Effect.logWarning(`pgfx: ${what} did not finish in time; closing the connection`).pipe(
+                Effect.annotateLogs({ backendPid: this.info.backendPid })
+              )
+              : Effect.void
+          })
+      )
+    })
+  }
 
 
   /**
@@ -910,7 +944,9 @@ class ConnectionImpl<R> implements Connection<R> {
             subscribers?.delete(queue)
             if (subscribers === undefined || subscribers.size > 0) return Effect.void
             self.listeners.delete(channel)
-            return self.closed ? Effect.void : Effect.ignore(self.execute(`UNLISTEN ${Cursor.quoteIdentifier(channel)}`))
+            return self.closed
+              ? Effect.void
+              : Effect.ignore(self.bounded(self.execute(`UNLISTEN ${Cursor.quoteIdentifier(channel)}`), "UNLISTEN"))
           }, { discard: true })
       )
       return Stream.fromQueue(queue)
@@ -950,7 +986,7 @@ class ConnectionImpl<R> implements Connection<R> {
     return Effect.suspend(() => {
       if (this.autocommit || this.wire.closed || this.status === "IDLE") return this.close
       const end = Exit.isSuccess(exit) && this.status === "INTRANS" ? "COMMIT" : "ROLLBACK"
-      return this.execute(end).pipe(
+      return this.bounded(this.execute(end), `${end} on close`).pipe(
         Effect.catchCause((cause) =>
           Effect.logWarning(`pgfx: ${end} on close failed`).pipe(Effect.annotateLogs({ cause: Cause.pretty(cause) }))
         ),

@@ -24,8 +24,11 @@ import * as RowFactory from "./RowFactory.ts"
  * @since 0.1.0
  */
 export interface Column {
+  /** The column's name (`?column?` for an unnamed expression). */
   readonly name: string
+  /** OID of the column's type (psycopg's `type_code`), e.g. 23 for int4. */
   readonly typeOid: number
+  /** The type modifier (`atttypmod`): length, precision and scale; -1 when none. */
   readonly typeModifier: number
   /** Bytes per value, negative for variable-length types. */
   readonly internalSize: number
@@ -50,7 +53,17 @@ const toColumn = (field: Field): Column => ({
 export type ScrollMode = "relative" | "absolute"
 
 /**
- * A client cursor over one connection.
+ * A client cursor over one connection (psycopg's `Cursor`): `execute` reads
+ * the whole result; the fetch methods and iteration walk it.
+ *
+ * @example
+ * ```ts
+ * const cur = conn.cursor()
+ * yield* cur.execute("SELECT * FROM test WHERE num > $1", [10])
+ * const first = yield* cur.fetchOne     // [1, 100, "abc'def"] or undefined
+ * const next = yield* cur.fetchMany(10) // up to 10 more rows
+ * for (const row of cur) console.log(row) // the rest
+ * ```
  *
  * @since 0.1.0
  */
@@ -71,12 +84,19 @@ export interface Cursor<R> {
     paramsList: ReadonlyArray<ReadonlyArray<unknown>>,
     options?: { readonly returning?: boolean | undefined }
   ) => Effect.Effect<Cursor<R>, PgError>
+  /** The next row of the current result, `undefined` past the end. */
   readonly fetchOne: Effect.Effect<R | undefined>
   /** The next `size` rows (default `arraySize`). */
   readonly fetchMany: (size?: number) => Effect.Effect<ReadonlyArray<R>>
+  /** Every remaining row of the current result. */
   readonly fetchAll: Effect.Effect<ReadonlyArray<R>>
   /** Moves to the next result set; `false` when there is none. */
   readonly nextSet: Effect.Effect<boolean>
+  /**
+   * Moves the position by `value` rows (`relative`, the default) or to row
+   * `value` (`absolute`); an `InterfaceError` outside the result, and the
+   * position does not change.
+   */
   readonly scroll: (value: number, mode?: ScrollMode) => Effect.Effect<void, InterfaceError>
   /** Streams a statement's rows with bounded memory (a portal, `batchSize` rows per round trip). */
   readonly stream: (
@@ -90,6 +110,7 @@ export interface Cursor<R> {
   readonly rowCount: number
   /** Index of the next row to fetch, `undefined` without a result. */
   readonly rowNumber: number | undefined
+  /** The columns of the current result; `undefined` for commands that return no rows. */
   readonly description: ReadonlyArray<Column> | undefined
   /** The command tag of the last result, e.g. `INSERT 0 1`. */
   readonly statusMessage: string | undefined
@@ -251,7 +272,14 @@ class CursorImpl<R> implements Cursor<R> {
 
 /**
  * A client cursor on `conn`, with the connection's row factory unless one is
- * given.
+ * given. `conn.cursor(options)` is the same.
+ *
+ * @example
+ * ```ts
+ * const cur = Cursor.make(conn, { rowFactory: RowFactory.record })
+ * yield* cur.execute("SELECT id, data FROM test")
+ * const rows = yield* cur.fetchAll // [{ id: 1, data: "abc'def" }, …]
+ * ```
  *
  * @since 0.1.0
  */
@@ -280,6 +308,7 @@ export interface ServerCursorOptions<R> {
   readonly scrollable?: boolean | undefined
   /** `WITH HOLD`: the cursor survives the transaction's COMMIT. */
   readonly withHold?: boolean | undefined
+  /** The shape of the rows (default: the connection's). */
   readonly rowFactory?: RowFactory.RowFactory<R> | undefined
 }
 
@@ -289,22 +318,37 @@ export interface ServerCursorOptions<R> {
  * @since 0.1.0
  */
 export interface ServerCursor<R> {
+  /** The cursor's name on the server. */
   readonly name: string
+  /** `FETCH FORWARD 1`: the next row, `undefined` past the end. */
   readonly fetchOne: Effect.Effect<R | undefined, PgError>
+  /** `FETCH FORWARD n`: the next `size` rows (default `arraySize`). */
   readonly fetchMany: (size?: number) => Effect.Effect<ReadonlyArray<R>, PgError>
+  /** `FETCH FORWARD ALL`: every remaining row. */
   readonly fetchAll: Effect.Effect<ReadonlyArray<R>, PgError>
   /** Every remaining row, `itersize` per round trip. */
   readonly stream: Stream.Stream<R, PgError>
+  /**
+   * `MOVE RELATIVE` / `MOVE ABSOLUTE`: moves without fetching (backwards needs
+   * `scrollable: true`). The server does not report moves past the end.
+   */
   readonly scroll: (value: number, mode?: ScrollMode) => Effect.Effect<void, PgError>
   /** Rows fetched so far. */
   readonly rowNumber: number
+  /** Rows per FETCH of `stream`. */
   readonly itersize: number
+  /** Default size of `fetchMany` (1). */
   arraySize: number
 }
 
 /**
  * Quotes an identifier for SQL text (`"` doubled), for names that cannot be
  * bind parameters: cursors, channels.
+ *
+ * @example
+ * ```ts
+ * conn.execute(`CLOSE ${Cursor.quoteIdentifier('my "cursor"')}`) // CLOSE "my ""cursor"""
+ * ```
  *
  * @since 0.1.0
  */
@@ -315,7 +359,19 @@ export const quoteIdentifier = (name: string): string => `"${name.replaceAll("\"
  * the cursor needs a transaction: on an idle connection one is begun and
  * committed when the scope closes (rolled back if the scope fails). Like
  * psycopg, other statements may run on the connection meanwhile (each FETCH
- * is an ordinary statement).
+ * is an ordinary statement). `conn.serverCursor(name, sql, params, options)`
+ * is the same.
+ *
+ * @example
+ * ```ts
+ * const total = yield* Effect.scoped(Effect.gen(function*() {
+ *   const cur = yield* Cursor.declare(conn, "big", "SELECT n FROM generate_series(1, $1) AS n", [1_000_000], {
+ *     itersize: 10_000
+ *   })
+ *   // 10,000 rows per round trip; CLOSE (and COMMIT) when the scope closes
+ *   return yield* Stream.runFold(cur.stream, () => 0, (sum, row) => sum + (row[0] as number))
+ * }))
+ * ```
  *
  * @since 0.1.0
  */
@@ -338,7 +394,8 @@ export const declare = <R0, R = R0>(
       const close = conn.execute(`CLOSE ${quoted}`)
       const end = began ? conn.execute(exit._tag === "Success" ? "COMMIT" : "ROLLBACK") : Effect.void
       // In an aborted transaction CLOSE fails; the ROLLBACK still ends it.
-      return Effect.ignore(close).pipe(Effect.andThen(Effect.ignore(end)))
+      // Bounded: finalizers are uninterruptible (a half-open connection).
+      return conn.session.bounded(Effect.ignore(close).pipe(Effect.andThen(Effect.ignore(end))), "closing a server cursor")
     })
     yield* conn.execute(`DECLARE ${quoted}${scroll} CURSOR${hold} FOR ${sql}`, params ?? [], { prepare: false })
     let fetched = 0

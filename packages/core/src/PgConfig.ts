@@ -95,8 +95,11 @@ export type ChannelBinding = "disable" | "prefer" | "require"
  * @category models
  */
 export interface HostSpec {
+  /** A host name, an IP address, or a Unix-socket directory. */
   readonly host: string
+  /** The TCP port, or the number in the socket file's name. */
   readonly port: number
+  /** A numeric address to connect to instead of resolving `host`. */
   readonly hostaddr?: string | undefined
 }
 
@@ -109,7 +112,9 @@ export interface HostSpec {
 export interface PgConfig {
   /** the servers to try, in order (at least one) */
   readonly hosts: ReadonlyArray<HostSpec>
+  /** `dbname` */
   readonly database: string
+  /** the role to log in as */
   readonly user: string
   /** the explicit password; see {@link passwordFor} for `.pgpass` */
   readonly password: Redacted.Redacted<string> | undefined
@@ -121,16 +126,25 @@ export interface PgConfig {
   readonly options: string | undefined
   /** seconds allowed for each connection attempt; `undefined` = no limit (never 1: raised to 2 like libpq) */
   readonly connectTimeout: number | undefined
+  /** whether and how to use TLS; see {@link SslMode} */
   readonly sslmode: SslMode
+  /** file of the CA certificates that verify the server's certificate */
   readonly sslrootcert: string | undefined
+  /** file of the client certificate, for certificate authentication */
   readonly sslcert: string | undefined
+  /** file of the client certificate's private key */
   readonly sslkey: string | undefined
+  /** passphrase of an encrypted `sslkey` */
   readonly sslpassword: Redacted.Redacted<string> | undefined
+  /** which kind of server to accept from the host list; see {@link TargetSessionAttrs} */
   readonly targetSessionAttrs: TargetSessionAttrs
+  /** try the hosts in order or shuffled; see {@link LoadBalanceHosts} */
   readonly loadBalanceHosts: LoadBalanceHosts
+  /** TCP keepalive on the socket (default on) */
   readonly keepalives: boolean
   /** seconds of idleness before TCP keepalive probes; `undefined` = the OS default */
   readonly keepalivesIdle: number | undefined
+  /** SCRAM channel binding; see {@link ChannelBinding} */
   readonly channelBinding: ChannelBinding
 }
 
@@ -146,26 +160,47 @@ export interface PgConfig {
  * @category models
  */
 export interface PgConfigInput {
+  /** `host`: names, addresses or socket directories, in the order to try (`"db1,db2"` or an array) */
   readonly host?: string | ReadonlyArray<string> | undefined
+  /** `hostaddr`: numeric addresses, paired with `host` element by element */
   readonly hostaddr?: string | ReadonlyArray<string> | undefined
+  /** `port`: one for every host, or one per host */
   readonly port?: number | string | ReadonlyArray<number | string> | undefined
+  /** `dbname` (default: the user name) */
   readonly database?: string | undefined
+  /** `user` (default: the OS user) */
   readonly user?: string | undefined
+  /** `password`; kept `Redacted` from here on */
   readonly password?: string | Redacted.Redacted<string> | undefined
+  /** `passfile` (default `~/.pgpass`) */
   readonly passfile?: string | undefined
+  /** `application_name`, shown in `pg_stat_activity` */
   readonly applicationName?: string | undefined
+  /** `fallback_application_name`: used when `applicationName` is not set anywhere */
   readonly fallbackApplicationName?: string | undefined
+  /** `options`: server settings at startup, e.g. `"-c search_path=app,public"` */
   readonly options?: string | undefined
+  /** `connect_timeout`, per attempt: seconds or a `Duration` */
   readonly connectTimeout?: number | Duration.Duration | undefined
+  /** `sslmode` (default `prefer`) */
   readonly sslmode?: SslMode | undefined
+  /** `sslrootcert`: CA certificates file */
   readonly sslrootcert?: string | undefined
+  /** `sslcert`: client certificate file */
   readonly sslcert?: string | undefined
+  /** `sslkey`: client key file */
   readonly sslkey?: string | undefined
+  /** `sslpassword`: passphrase of the client key */
   readonly sslpassword?: string | Redacted.Redacted<string> | undefined
+  /** `target_session_attrs` (default `any`) */
   readonly targetSessionAttrs?: TargetSessionAttrs | undefined
+  /** `load_balance_hosts` (default `disable`) */
   readonly loadBalanceHosts?: LoadBalanceHosts | undefined
+  /** `keepalives` (default on) */
   readonly keepalives?: boolean | undefined
+  /** `keepalives_idle`: seconds or a `Duration` */
   readonly keepalivesIdle?: number | Duration.Duration | undefined
+  /** `channel_binding` (default `prefer`) */
   readonly channelBinding?: ChannelBinding | undefined
 }
 
@@ -179,8 +214,11 @@ export interface PgConfigInput {
  * @category errors
  */
 export class PgConfigError extends Data.TaggedError("PgConfigError")<{
+  /** What is wrong, never with a password. */
   readonly message: string
+  /** The setting: libpq keyword, `PgConfigInput` field or environment variable. */
   readonly key?: string | undefined
+  /** 0-based offset in the connection string, for syntax errors. */
   readonly position?: number | undefined
 }> {}
 
@@ -808,6 +846,11 @@ export const make: (
  * The password file libpq would read when `passfile` is not set:
  * `~/.pgpass`, or `%APPDATA%\postgresql\pgpass.conf` on Windows.
  *
+ * @example
+ * ```ts
+ * PgConfig.defaultPassfile() // "/home/me/.pgpass"
+ * ```
+ *
  * @since 0.1.0
  * @category password
  */
@@ -853,6 +896,12 @@ const readPassfile = (file: string): Effect.Effect<PassfileRead> =>
  * permission is ignored with a logged warning, as libpq does. A missing or
  * unreadable file gives `undefined`, never an error.
  *
+ * @example
+ * ```ts
+ * const config = yield* PgConfig.make("host=db dbname=app user=me")
+ * const password = yield* PgConfig.passwordFor(config, config.hosts[0]) // from ~/.pgpass, or undefined
+ * ```
+ *
  * @since 0.1.0
  * @category password
  */
@@ -893,6 +942,13 @@ export const passwordFor: (
  * Never includes the password or `sslpassword`; settings at their defaults
  * are left out except `sslmode`.
  *
+ * @example
+ * ```ts
+ * const config = yield* PgConfig.make("postgresql://me:secret@db/app")
+ * yield* Effect.logInfo(`connecting to ${PgConfig.describe(config)}`)
+ * // connecting to host=db port=5432 dbname=app user=me sslmode=prefer   (no password)
+ * ```
+ *
  * @since 0.1.0
  * @category rendering
  */
@@ -921,6 +977,12 @@ export const describe = (config: PgConfig): string => {
 /**
  * `true` when the host is a Unix-domain socket directory rather than a
  * network host.
+ *
+ * @example
+ * ```ts
+ * PgConfig.isUnixSocket({ host: "/var/run/postgresql", port: 5432 }) // true
+ * PgConfig.isUnixSocket({ host: "db.internal", port: 5432 })         // false
+ * ```
  *
  * @since 0.1.0
  * @category utils

@@ -27,23 +27,41 @@ import * as SqlError from "effect/sql/SqlError"
  * @since 0.1.0
  */
 export interface Diagnostic {
+  /** `ERROR`, `FATAL`, `PANIC`, or for notices `WARNING`, `NOTICE`, … (possibly localized). */
   readonly severity: string
+  /** The severity, never localized (PostgreSQL 9.6+). */
   readonly severityNonLocalized: string | undefined
+  /** The five-character SQLSTATE, e.g. `23505`. */
   readonly sqlState: string
+  /** The primary message, one line. */
   readonly message: string
+  /** The secondary message, with more detail (may span lines). */
   readonly detail: string | undefined
+  /** A suggestion of what to do about the problem. */
   readonly hint: string | undefined
+  /** 1-based character offset of the error in the statement. */
   readonly position: number | undefined
+  /** Like `position`, but in `internalQuery` (an internally generated command). */
   readonly internalPosition: number | undefined
+  /** The text of an internally generated command that failed, e.g. inside a PL/pgSQL function. */
   readonly internalQuery: string | undefined
+  /** The context: a call stack of PL/pgSQL functions, the COPY line, … */
   readonly where: string | undefined
+  /** The schema of the object the error is about. */
   readonly schema: string | undefined
+  /** The table the error is about. */
   readonly table: string | undefined
+  /** The column the error is about. */
   readonly column: string | undefined
+  /** The data type the error is about. */
   readonly dataType: string | undefined
+  /** The constraint the error is about, e.g. `test_pkey` for a `UniqueViolation`. */
   readonly constraint: string | undefined
+  /** The server's source file that reported the error. */
   readonly file: string | undefined
+  /** The line in `file`. */
   readonly line: number | undefined
+  /** The server's source routine that reported the error. */
   readonly routine: string | undefined
 }
 
@@ -98,6 +116,12 @@ const classByPrefix: Record<string, ErrorClass> = {
  * characters, then one: `F`/`H` → operational, `P` → programming, `X` →
  * internal).
  *
+ * @example
+ * ```ts
+ * PgError.errorClassOf("23505") // "IntegrityError"
+ * PgError.errorClassOf("PXX99") // "ProgrammingError"
+ * ```
+ *
  * @since 0.1.0
  */
 export const errorClassOf = (sqlState: string): ErrorClass => {
@@ -127,12 +151,26 @@ const ServerErrorBase = <const Tag extends string>(tag: Tag) =>
     get errorClass(): ErrorClass {
       return errorClassOf(this.sqlState)
     }
+    /** `Tag [SQLSTATE]: message`, e.g. `UniqueViolation [23505]: duplicate key value …`. */
     override toString(): string {
       return `${this._tag} [${this.sqlState}]: ${this.message}`
     }
   }
 
-/** @since 0.1.0 */
+/**
+ * 23505: a unique or primary-key constraint rejected the row; `constraint`
+ * names it.
+ *
+ * @example
+ * ```ts
+ * const created = conn.execute("INSERT INTO users (email) VALUES ($1)", [email]).pipe(
+ *   Effect.as("created" as const),
+ *   Effect.catchTag("UniqueViolation", (error) => Effect.succeed(`taken (${error.constraint})` as const))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
 export class UniqueViolation extends ServerErrorBase("UniqueViolation") {}
 /** @since 0.1.0 */
 export class ForeignKeyViolation extends ServerErrorBase("ForeignKeyViolation") {}
@@ -142,9 +180,14 @@ export class NotNullViolation extends ServerErrorBase("NotNullViolation") {}
 export class CheckViolation extends ServerErrorBase("CheckViolation") {}
 /** @since 0.1.0 */
 export class ExclusionViolation extends ServerErrorBase("ExclusionViolation") {}
-/** @since 0.1.0 */
+/**
+ * 40001: a serializable or repeatable-read transaction could not be ordered
+ * with concurrent ones; retry the whole transaction (`Transaction.retry`).
+ *
+ * @since 0.1.0
+ */
 export class SerializationFailure extends ServerErrorBase("SerializationFailure") {}
-/** @since 0.1.0 */
+/** 40P01: this session was chosen to break a deadlock; retry the transaction. @since 0.1.0 */
 export class DeadlockDetected extends ServerErrorBase("DeadlockDetected") {}
 /** 57014: a cancel request or `statement_timeout`. @since 0.1.0 */
 export class QueryCanceled extends ServerErrorBase("QueryCanceled") {}
@@ -282,10 +325,20 @@ export type ConnectionErrorReason =
  * The connection cannot be used any more (or could not be made). Retrying on
  * a fresh connection may succeed; this one is closed.
  *
+ * @example
+ * ```ts
+ * Connection.connect("host=db.example port=5432 connect_timeout=3").pipe(
+ *   Effect.catchTag("ConnectionError", (error) =>
+ *     Effect.fail(`cannot reach the database (${error.reason}): ${error.message}`))
+ * )
+ * ```
+ *
  * @since 0.1.0
  */
 export class ConnectionError extends Data.TaggedError("ConnectionError")<{
+  /** Why: `Refused`, `UnknownHost`, `Timeout`, `Authentication`, `Tls`, `Terminated`, `Closed`, … */
   readonly reason: ConnectionErrorReason
+  /** What happened, with every attempt when several hosts were tried; never a password. */
   readonly message: string
   /** `host:port` (or socket path) of the attempt, when known. */
   readonly address?: string | undefined
@@ -293,6 +346,7 @@ export class ConnectionError extends Data.TaggedError("ConnectionError")<{
   readonly sqlState?: string | undefined
   /** The server diagnostic, when the server said why. */
   readonly diagnostic?: Diagnostic | undefined
+  /** The underlying error (socket, TLS, …), when there is one. */
   readonly cause?: unknown
 }> {}
 
@@ -303,7 +357,9 @@ export class ConnectionError extends Data.TaggedError("ConnectionError")<{
  * @since 0.1.0
  */
 export class ProtocolError extends Data.TaggedError("ProtocolError")<{
+  /** What was wrong with the server's bytes. */
   readonly message: string
+  /** The decoder's error, when there is one. */
   readonly cause?: unknown
 }> {}
 
@@ -315,9 +371,11 @@ export class ProtocolError extends Data.TaggedError("ProtocolError")<{
  * @since 0.1.0
  */
 export class ParameterError extends Data.TaggedError("ParameterError")<{
+  /** Which value, and why it cannot be sent. */
   readonly message: string
   /** 1-based index of the offending parameter, when there is one. */
   readonly index?: number | undefined
+  /** The encoder's error, when there is one. */
   readonly cause?: unknown
 }> {}
 
@@ -329,10 +387,13 @@ export class ParameterError extends Data.TaggedError("ParameterError")<{
  * @since 0.1.0
  */
 export class DecodeError extends Data.TaggedError("DecodeError")<{
+  /** Which column, and why its value could not be decoded. */
   readonly message: string
   /** 0-based column index. */
   readonly column: number
+  /** OID of the column's type. */
   readonly typeOid: number
+  /** The decoder's or the Schema's error. */
   readonly cause?: unknown
 }> {}
 
@@ -344,6 +405,7 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
  * @since 0.1.0
  */
 export class PipelineAborted extends Data.TaggedError("PipelineAborted")<{
+  /** Why the statement was not run (an earlier statement of the batch failed). */
   readonly message: string
 }> {}
 
@@ -355,6 +417,7 @@ export class PipelineAborted extends Data.TaggedError("PipelineAborted")<{
  * @since 0.1.0
  */
 export class InterfaceError extends Data.TaggedError("InterfaceError")<{
+  /** What cannot work, and why. */
   readonly message: string
 }> {}
 
@@ -416,6 +479,12 @@ export const isStatementError = (u: unknown): u is StatementError =>
 /**
  * Whether the value is any pgfx error.
  *
+ * @example
+ * ```ts
+ * const logged = Effect.tapError(program, (error) =>
+ *   PgError.isPgError(error) ? Effect.logError(`${error._tag}: ${error.message}`) : Effect.void)
+ * ```
+ *
  * @since 0.1.0
  */
 export const isPgError = (u: unknown): u is PgError =>
@@ -426,6 +495,13 @@ export const isPgError = (u: unknown): u is PgError =>
 /**
  * Converts a pgfx error to effect's `SqlError`, with the reason effect's own
  * PostgreSQL client would pick for the same SQLSTATE.
+ *
+ * @example
+ * ```ts
+ * const rows = conn.execute("SELECT * FROM users").pipe(
+ *   Effect.mapError((error) => PgError.toSqlError(error)) // Effect<QueryResult, SqlError>
+ * )
+ * ```
  *
  * @since 0.1.0
  */

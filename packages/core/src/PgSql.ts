@@ -87,6 +87,7 @@ export type TypeId = "~@pgfx/core/PgSql"
  * @since 0.1.0
  */
 export interface PgSql extends SqlClient.SqlClient {
+  /** Marks a pgfx client. */
   readonly [TypeId]: TypeId
   /**
    * A value sent as `jsonb` (`@effect/sql-pg`'s `sql.json`). Plain objects
@@ -118,6 +119,19 @@ export interface PgSql extends SqlClient.SqlClient {
 /**
  * The service tag of `PgSql`. Layers of this module provide it together with
  * `SqlClient.SqlClient`.
+ *
+ * @example
+ * ```ts
+ * // the sql template for queries, the pgfx connection for COPY
+ * const program = Effect.gen(function*() {
+ *   const sql = yield* PgSql.PgSql
+ *   yield* sql`CREATE TABLE IF NOT EXISTS items (id int, name text)`
+ *   yield* sql.withTransaction(Effect.scoped(Effect.gen(function*() {
+ *     const conn = yield* sql.connection // the transaction's connection
+ *     yield* Stream.run(rows, Copy.fromStream(conn, "COPY items (id, name) FROM STDIN")) // @pgfx/copy
+ *   })))
+ * })
+ * ```
  *
  * @since 0.1.0
  */
@@ -165,6 +179,7 @@ export interface Options<E = never> extends ClientOptions {
  * @since 0.1.0
  */
 export interface ConfigOptions extends PgConfig.PgConfigInput, ClientOptions {
+  /** A conninfo string or `postgresql://` URL; settings given one by one win over it. */
   readonly url?: string | Redacted.Redacted<string> | undefined
 }
 
@@ -184,6 +199,11 @@ const escape = Statement.defaultEscape("\"")
  * `updateValues` as `(values …) AS alias(columns)`, `sql.json` as a `jsonb`
  * parameter. `transform` renames identifiers (and JSON keys, unless
  * `transformJson` is `false`).
+ *
+ * @example
+ * ```ts
+ * const compiler = PgSql.makeCompiler(String.camelToSnake)
+ * ```
  *
  * @since 0.1.0
  */
@@ -431,6 +451,14 @@ const checkoutAcquirers = <E>(
  * `acquire` connections are checked out per statement / transaction. Uses
  * the context's `Reactivity` when there is one.
  *
+ * @example
+ * ```ts
+ * const rows = yield* Effect.scoped(Effect.gen(function*() {
+ *   const sql = yield* PgSql.make({ settings: "postgresql://app@db/app" })
+ *   return yield* sql`SELECT id, name FROM items WHERE id = ${42}`
+ * }))
+ * ```
+ *
  * @since 0.1.0
  */
 export const make = <E = never>(options: Options<E> = {}): Effect.Effect<PgSql, SqlError.SqlError, Scope.Scope> =>
@@ -493,6 +521,15 @@ export const make = <E = never>(options: Options<E> = {}): Effect.Effect<PgSql, 
  * Provides `PgSql` and `SqlClient` from an effect building the client
  * (`Reactivity` included).
  *
+ * @example
+ * ```ts
+ * // the client over a pool provided by another layer
+ * const SqlLive = PgSql.layerFrom(Effect.gen(function*() {
+ *   const pool = yield* ConnectionPool.ConnectionPool // @pgfx/pool
+ *   return yield* PgSql.make({ acquire: pool.connection })
+ * }))
+ * ```
+ *
  * @since 0.1.0
  */
 export const layerFrom = <E, R>(
@@ -540,10 +577,17 @@ export const layer = <E = never>(
   layerFrom(make(isOptions(input) ? input as Options<E> : { settings: input as Connection.ConnectionSettings }))
 
 /**
- * A layer whose settings are read through effect `Config`, e.g.
- * `PgSql.layerConfig({ url: Config.redacted("DATABASE_URL") })`. Settings given
+ * A layer whose settings are read through effect `Config`. Settings given
  * one by one win over the URL's; the `PG*` environment variables fill in
  * the rest.
+ *
+ * @example
+ * ```ts
+ * PgSql.layerConfig({
+ *   url: Config.redacted("DATABASE_URL"),
+ *   applicationName: Config.succeed("billing")
+ * })
+ * ```
  *
  * @since 0.1.0
  */
@@ -584,6 +628,15 @@ export const layerConfig = (
  * id and name. Returns the migrations it ran. `schemaDirectory` is accepted
  * but no schema is dumped (no `pg_dump`).
  *
+ * @example
+ * ```ts
+ * const ran = yield* PgSql.migrate({
+ *   loader: PgSql.fromRecord({
+ *     "1_create_users": Effect.flatMap(SqlClient.SqlClient, (sql) => sql`CREATE TABLE users (id serial PRIMARY KEY)`)
+ *   })
+ * }) // [[1, "create_users"]] the first time, [] afterwards
+ * ```
+ *
  * @since 0.1.0
  */
 export const migrate: <R = never>(
@@ -597,6 +650,14 @@ export const migrate: <R = never>(
 /**
  * A layer that runs the migrations when built (`PgMigrator.layer`).
  *
+ * @example
+ * ```ts
+ * const MigratedSql = PgSql.layerMigrator({ loader: PgSql.fromFileSystem("./migrations") }).pipe(
+ *   Layer.provideMerge(PgSql.layer("postgresql://app@db/app")),
+ *   Layer.provide(NodeServices.layer) // FileSystem and Path for fromFileSystem
+ * )
+ * ```
+ *
  * @since 0.1.0
  */
 export const layerMigrator = <R = never>(
@@ -606,6 +667,14 @@ export const layerMigrator = <R = never>(
 
 /**
  * Migrations from a record of effects keyed `<id>_<name>`.
+ *
+ * @example
+ * ```ts
+ * PgSql.fromRecord({
+ *   "1_users": Effect.flatMap(SqlClient.SqlClient, (sql) => sql`CREATE TABLE users (id serial PRIMARY KEY)`),
+ *   "2_email": Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE users ADD email text`)
+ * })
+ * ```
  *
  * @since 0.1.0
  */

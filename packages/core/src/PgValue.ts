@@ -88,12 +88,24 @@ export type Interval = PgTypes.Interval
  * The type OIDs of the built-in types pgfx encodes and decodes
  * (`OID.int4 === 23`, `OID.int4Array === 1007`, ...).
  *
+ * @example
+ * ```ts
+ * const result = yield* conn.execute("SELECT 1::int8 AS n")
+ * result.fields[0].typeOid === PgValue.OID.int8 // true
+ * ```
+ *
  * @since 0.1.0
  */
 export const OID: typeof PgTypes.OID = PgTypes.OID
 
 /**
  * Whether a value is an explicit typed parameter.
+ *
+ * @example
+ * ```ts
+ * PgValue.isParameter(PgValue.int2(1)) // true
+ * PgValue.isParameter(1)               // false: its type is inferred when sent
+ * ```
  *
  * @since 0.1.0
  */
@@ -104,6 +116,12 @@ export const isParameter: (value: unknown) => value is Parameter = PgTypes.isPar
  * the type from the statement, as for a quoted literal (`'{1,2}'`,
  * `'2024-01-02'`, an enum label).
  *
+ * @example
+ * ```ts
+ * // a Postgres array literal, typed by the column it is compared with
+ * yield* conn.execute("SELECT * FROM t WHERE tags && $1", [PgValue.untyped("{red,blue}")])
+ * ```
+ *
  * @since 0.1.0
  */
 export const untyped = (text: string | null): Parameter => new TypedParameter(0, text)
@@ -111,7 +129,18 @@ export const untyped = (text: string | null): Parameter => new TypedParameter(0,
 /** A `bool` parameter. @since 0.1.0 */
 export const bool: (value: boolean | null) => Parameter = PgTypes.bool
 
-/** An `int2` parameter (-32768 to 32767). @since 0.1.0 */
+/**
+ * An `int2` parameter (-32768 to 32767). A plain number would be sent as
+ * `int4`; pin the type where the server does not cast (binary COPY, function
+ * overloads).
+ *
+ * @example
+ * ```ts
+ * yield* conn.execute("SELECT pg_typeof($1)::text", [PgValue.int2(7)]) // [["smallint"]]
+ * ```
+ *
+ * @since 0.1.0
+ */
 export const int2: (value: number | null) => Parameter = PgTypes.int2
 
 /** An `int4` parameter. @since 0.1.0 */
@@ -164,11 +193,26 @@ export const json: (value: unknown) => Parameter = PgTypes.json
  * A `jsonb` parameter: any JSON-serialisable value (arrays included, sent as
  * one JSON document rather than a `jsonb[]`).
  *
+ * @example
+ * ```ts
+ * // a plain array would be sent as int4[]; this is one JSON document
+ * yield* conn.execute("INSERT INTO events (payload) VALUES ($1)", [PgValue.jsonb([1, 2, 3])])
+ * ```
+ *
  * @since 0.1.0
  */
 export const jsonb: (value: unknown) => Parameter = PgTypes.jsonb
 
-/** A `uuid` parameter, in the hyphenated form. @since 0.1.0 */
+/**
+ * A `uuid` parameter, in the hyphenated form.
+ *
+ * @example
+ * ```ts
+ * yield* conn.execute("SELECT * FROM users WHERE id = $1", [PgValue.uuid("5b9e0d4a-3c1f-4f6e-9a51-2f0c1e7d8a90")])
+ * ```
+ *
+ * @since 0.1.0
+ */
 export const uuid: (value: string | null) => Parameter = PgTypes.uuid
 
 /** An `inet` parameter (`"10.0.0.1"`, `"10.0.0.1/8"`, `"::1"`). @since 0.1.0 */
@@ -191,6 +235,12 @@ export const timetz: (value: string | null) => Parameter = PgTypes.timetz
  * milliseconds: its UTC fields become the stored wall-clock fields, whatever
  * the session `TimeZone`. `±Infinity` sends `±infinity`.
  *
+ * @example
+ * ```ts
+ * // stored as 2026-01-02 03:04:05 whatever the session's TimeZone
+ * yield* conn.execute("INSERT INTO log (at) VALUES ($1)", [PgValue.timestamp(new Date("2026-01-02T03:04:05Z"))])
+ * ```
+ *
  * @since 0.1.0
  */
 export const timestamp: (value: Date | number | null) => Parameter = PgTypes.timestamp
@@ -210,6 +260,12 @@ export const interval: (value: Interval | null) => Parameter = PgTypes.interval
  * A one-dimensional array parameter whose elements have the given type OID;
  * fails when that type has no array type pgfx knows. See `arrayOf` for a
  * variant checked at compile time.
+ *
+ * @example
+ * ```ts
+ * const ids = yield* PgValue.array([1n, 2n, 3n], PgValue.OID.int8) // a Result: fails with a CodecError
+ * yield* conn.execute("SELECT * FROM t WHERE id = ANY($1)", [ids])
+ * ```
  *
  * @since 0.1.0
  */
@@ -289,6 +345,11 @@ const arrayOids: { readonly [K in ArrayElementType]: number } = {
  * `arrayOf("uuid", ids)` for `WHERE id = ANY($1)` on a uuid column, or
  * `arrayOf("int2", [1, 2])`. NULL elements are allowed.
  *
+ * @example
+ * ```ts
+ * yield* conn.execute("SELECT * FROM users WHERE id = ANY($1)", [PgValue.arrayOf("uuid", ids)])
+ * ```
+ *
  * @since 0.1.0
  */
 export const arrayOf = <K extends ArrayElementType>(
@@ -308,6 +369,11 @@ export { decodeText, decodeTextArray, textDecoderFor, type TextValueDecoder } fr
 /**
  * Infers the typed parameter of a JS value (see the table above); checks it
  * before anything is sent.
+ *
+ * @example
+ * ```ts
+ * PgValue.toParameters([1, "x", 2n]) // Result: [int4, untyped, int8], or a ParameterError
+ * ```
  *
  * @since 0.1.0
  */

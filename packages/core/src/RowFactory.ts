@@ -24,7 +24,9 @@ import { DecodeError } from "./PgError.ts"
  * @since 0.1.0
  */
 export interface RowFactory<out R> {
+  /** Identifies a row factory. */
   readonly _tag: "RowFactory"
+  /** Called once per result with its columns; returns the function that builds each row. */
   readonly make: (fields: ReadonlyArray<Field>) => (values: ReadonlyArray<unknown>) => R
 }
 
@@ -43,7 +45,16 @@ export type Tuple = ReadonlyArray<unknown>
 export type Record = { readonly [column: string]: unknown }
 
 /**
- * A custom factory.
+ * A custom factory (psycopg's `args_row` / `kwargs_row` / `class_row` and
+ * friends are one-liners with it).
+ *
+ * @example
+ * ```ts
+ * // psycopg's scalar_row: the first column only
+ * const scalar = RowFactory.make(() => (values) => values[0])
+ * const count = yield* conn.execute("SELECT count(*) FROM test", [], { rowFactory: scalar })
+ * count.rows[0] // 1n (count(*) is an int8)
+ * ```
  *
  * @since 0.1.0
  */
@@ -57,6 +68,12 @@ const identity = (values: ReadonlyArray<unknown>): Tuple => values
 /**
  * Rows as arrays in column order (the default).
  *
+ * @example
+ * ```ts
+ * const result = yield* conn.execute("SELECT 1 AS a, 'x' AS b", [], { rowFactory: RowFactory.tuple })
+ * result.rows // [[1, "x"]]
+ * ```
+ *
  * @since 0.1.0
  */
 export const tuple: RowFactory<Tuple> = make(() => identity)
@@ -64,6 +81,13 @@ export const tuple: RowFactory<Tuple> = make(() => identity)
 /**
  * Rows as objects keyed by column name; a later column with the same name
  * wins, as in psycopg's `dict_row`.
+ *
+ * @example
+ * ```ts
+ * // psycopg: conn.cursor(row_factory=dict_row)
+ * const result = yield* conn.execute("SELECT 1 AS a, 'x' AS b", [], { rowFactory: RowFactory.record })
+ * result.rows // [{ a: 1, b: "x" }]
+ * ```
  *
  * @since 0.1.0
  */
@@ -79,6 +103,13 @@ export const record: RowFactory<Record> = make((fields) => {
 /**
  * Rows decoded with a Schema from their record form. A mismatch fails the
  * statement with a `DecodeError` naming the column.
+ *
+ * @example
+ * ```ts
+ * const User = Schema.Struct({ id: Schema.Number, email: Schema.String })
+ * const users = yield* conn.execute("SELECT id, email FROM users", [], { rowFactory: RowFactory.schema(User) })
+ * users.rows // ReadonlyArray<{ readonly id: number; readonly email: string }>
+ * ```
  *
  * @since 0.1.0
  */

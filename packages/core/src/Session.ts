@@ -33,6 +33,7 @@ export interface ProtocolContext {
   readonly write: (bytes: Uint8Array) => void
   /** Stops reading from the socket until `resume`: backpressure for a slow consumer. */
   readonly pause: () => void
+  /** Reads from the socket again after `pause`. */
   readonly resume: () => void
 }
 
@@ -58,6 +59,21 @@ export interface ProtocolHandler {
  * once the handler left the queue, or fails if the connection was lost; it
  * may be awaited again after an interruption.
  *
+ * @example
+ * ```ts
+ * // The command tag of a simple query, read straight off the wire.
+ * class CommandTag extends Session.ResponseHandler<string> {
+ *   private tag = ""
+ *   protected handle(message: PgProtocol.BackendMessage<unknown>): boolean {
+ *     if (message._tag === "CommandComplete") this.tag = message.tag
+ *     if (message._tag !== "ReadyForQuery") return false
+ *     this.finish(this.tag)
+ *     return true
+ *   }
+ * }
+ * const tag = yield* conn.session.request([Session.encodeQuery("VACUUM test")], new CommandTag())
+ * ```
+ *
  * @since 0.1.0
  */
 export abstract class ResponseHandler<A> implements ProtocolHandler {
@@ -68,6 +84,10 @@ export abstract class ResponseHandler<A> implements ProtocolHandler {
   /** Notices received while this handler was active. */
   readonly notices: Array<Diagnostic> = []
 
+  /**
+   * Receives each backend message answering the request; returns `true`
+   * after the last one (normally ReadyForQuery), having called `finish`.
+   */
   protected abstract handle(message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext): boolean
 
   /** Records the result; call before `handle` returns `true`. */
@@ -75,10 +95,12 @@ export abstract class ResponseHandler<A> implements ProtocolHandler {
     this.value = { result }
   }
 
+  /** Passes the message to `handle`. */
   onMessage(message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext): boolean {
     return this.handle(message, context)
   }
 
+  /** Keeps the notice in `notices`. */
   onNotice(notice: Diagnostic): void {
     this.notices.push(notice)
   }
@@ -88,6 +110,7 @@ export abstract class ResponseHandler<A> implements ProtocolHandler {
     return (this.left && this.value !== undefined) || this.lost !== undefined
   }
 
+  /** The handler left the queue: completes `await` with the result. */
   onDone(): void {
     this.left = true
     const resume = this.resume
@@ -95,6 +118,7 @@ export abstract class ResponseHandler<A> implements ProtocolHandler {
     if (this.value !== undefined) resume?.(Effect.succeed(this.value.result))
   }
 
+  /** The connection was lost: fails `await` with the error. */
   onClose(error: ConnectionError | ProtocolError): void {
     if (this.done) return
     this.lost = error
@@ -103,6 +127,7 @@ export abstract class ResponseHandler<A> implements ProtocolHandler {
     resume?.(Effect.fail(error))
   }
 
+  /** The result, once the handler has received its last message; fails if the connection was lost. */
   readonly await: Effect.Effect<A, ConnectionError | ProtocolError> = Effect.callback((resume) => {
     if (this.lost !== undefined) return resume(Effect.fail(this.lost))
     if (this.left && this.value !== undefined) return resume(Effect.succeed(this.value.result))
@@ -114,7 +139,16 @@ export abstract class ResponseHandler<A> implements ProtocolHandler {
 }
 
 /**
- * The low-level operations of a connection.
+ * The low-level operations of a connection (`conn.session`).
+ *
+ * @example
+ * ```ts
+ * // Two statements no other fiber can slip between.
+ * yield* conn.session.exclusive(Effect.gen(function*() {
+ *   yield* conn.execute("SET LOCAL statement_timeout = '5s'")
+ *   yield* conn.execute("SELECT pg_advisory_lock($1)", [42])
+ * }))
+ * ```
  *
  * @since 0.1.0
  */
@@ -158,6 +192,14 @@ export interface Session {
   readonly write: (bytes: Uint8Array) => Effect.Effect<void, ConnectionError | ProtocolError>
   /** Closes the connection as broken (e.g. after a protocol state it cannot recover from). */
   readonly invalidate: (reason: string) => Effect.Effect<void>
+  /**
+   * Runs a cleanup step — what a finalizer sends uninterruptibly: ROLLBACK,
+   * CLOSE, UNLISTEN — for at most the connection's `drainTimeout`. Past that
+   * the connection is invalidated (broken, with a logged warning), so the step
+   * fails with a `ConnectionError` instead of waiting forever on a half-open
+   * connection that no caller deadline can interrupt.
+   */
+  readonly bounded: <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) => Effect.Effect<A, E, R>
 }
 
 /**

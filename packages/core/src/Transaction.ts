@@ -38,21 +38,36 @@ export type IsolationLevel = "read uncommitted" | "read committed" | "repeatable
  * @since 0.1.0
  */
 export interface TransactionOptions {
+  /** `BEGIN ISOLATION LEVEL …`; the server's default (`default_transaction_isolation`) when unset. */
   readonly isolationLevel?: IsolationLevel | undefined
+  /** `READ ONLY` / `READ WRITE`; the server's default when unset. */
   readonly readOnly?: boolean | undefined
+  /** `DEFERRABLE` / `NOT DEFERRABLE` (matters for serializable read-only transactions). */
   readonly deferrable?: boolean | undefined
 }
 
 /**
  * The signal that ends a block with a rollback and no error (psycopg's
- * `Rollback`). The block then returns `undefined`.
+ * `Rollback`). The block then returns `undefined`. Fail with
+ * `Transaction.rollback`.
  *
  * @since 0.1.0
  */
 export class Rollback extends Data.TaggedError("Rollback")<{}> {}
 
 /**
- * Fails the innermost transaction block with the rollback signal.
+ * Fails the innermost transaction block with the rollback signal: the block
+ * rolls back (to its savepoint when nested), returns `undefined`, and the
+ * code after it goes on.
+ *
+ * @example
+ * ```ts
+ * const result = yield* conn.transaction(Effect.gen(function*() {
+ *   yield* conn.execute("INSERT INTO audit (event) VALUES ($1)", ["dry run"])
+ *   if (dryRun) return yield* Transaction.rollback
+ *   return "committed"
+ * })) // "committed", or undefined after a rollback
+ * ```
  *
  * @since 0.1.0
  */
@@ -74,6 +89,12 @@ const Depths = Context.Reference<ReadonlyMap<object, number>>("@pgfx/core/Transa
 /**
  * The BEGIN statement for the options.
  *
+ * @example
+ * ```ts
+ * Transaction.beginStatement({ isolationLevel: "serializable", readOnly: true })
+ * // "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY"
+ * ```
+ *
  * @since 0.1.0
  */
 export const beginStatement = (options?: TransactionOptions): string => {
@@ -89,7 +110,18 @@ const isRollback = (error: unknown): error is Rollback =>
 
 /**
  * Runs `effect` in a transaction block on `conn` (a savepoint when a block of
- * this fiber is already open on it).
+ * this fiber is already open on it): COMMIT when it succeeds; ROLLBACK when
+ * it fails, dies or is interrupted, and the error goes on.
+ * `conn.transaction(effect, options)` is the same.
+ *
+ * @example
+ * ```ts
+ * // psycopg: with conn.transaction(): ...
+ * yield* Transaction.run(conn, Effect.gen(function*() {
+ *   yield* conn.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", [100, from])
+ *   yield* conn.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", [100, to])
+ * }), { isolationLevel: "repeatable read" })
+ * ```
  *
  * @since 0.1.0
  */
@@ -142,7 +174,9 @@ const rollbackBlock = <R0>(conn: Connection<R0>, outer: boolean, savepoint: stri
     conn.execute(`ROLLBACK TO SAVEPOINT ${savepoint}`),
     conn.execute(`RELEASE SAVEPOINT ${savepoint}`)
   )
-  return statement.pipe(
+  // bounded: this runs uninterruptibly, so no caller deadline could end a
+  // ROLLBACK stuck on a half-open connection
+  return conn.session.bounded(statement, "ROLLBACK").pipe(
     Effect.asVoid,
     Effect.catchCause((cause) =>
       Effect.logWarning("pgfx: rollback failed; keeping the original error").pipe(
@@ -157,6 +191,11 @@ const rollbackBlock = <R0>(conn: Connection<R0>, outer: boolean, savepoint: stri
  * Whether an error is worth retrying the whole transaction for:
  * serialization failures and deadlocks.
  *
+ * @example
+ * ```ts
+ * Effect.retry(transfer, { times: 3, while: Transaction.isRetryable })
+ * ```
+ *
  * @since 0.1.0
  */
 export const isRetryable = (error: unknown): boolean =>
@@ -167,6 +206,16 @@ export const isRetryable = (error: unknown): boolean =>
 /**
  * Retries a transaction on serialization failures and deadlocks: `times`
  * retries (default 5) spaced by `schedule` (default exponential from 10 ms).
+ * Wrap the whole block, so each attempt is a new transaction.
+ *
+ * @example
+ * ```ts
+ * const transfer = conn.transaction(
+ *   Effect.gen(function*() { … }),
+ *   { isolationLevel: "serializable" }
+ * )
+ * yield* Transaction.retry(transfer, { times: 3 })
+ * ```
  *
  * @since 0.1.0
  */

@@ -2,6 +2,7 @@
  * @pgfx/core: PostgreSQL connections for Effect, after psycopg 3.
  *
  * @since 0.1.0
+ * @module @pgfx/core
  */
 
 /** Connection settings: conninfo strings, URLs, objects and `PG*` variables. @since 0.1.0 */

@@ -141,6 +141,9 @@ export const parseKeywordValue = (text: string): Array<RawEntry> => {
           value += text[i++]
         } else if (c === "'") {
           i++
+          // A quoted value that swallowed "password=" most likely lost its
+          // closing quote: what follows may be the password, so it is not echoed.
+          if (/(?:^|\s)(?:ssl)?password\s*=/.test(value)) afterSecret = key
           break
         } else {
           value += c

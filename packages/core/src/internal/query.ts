@@ -10,6 +10,7 @@ import {
   fromDiagnostic,
   InterfaceError,
   ParameterError,
+  ProtocolError,
   type StatementError
 } from "../PgError.ts"
 import type { ProtocolContext } from "../Session.ts"
@@ -67,12 +68,15 @@ export class QueryHandler extends RowsHandler<QueryOutcome> {
     this.results.push({ commandTag, fields: this.fields, rows: this.rows })
     this.fields = []
     this.rows = []
+    this.described = false
   }
 
   protected handle(message: PgProtocol.BackendMessage<unknown>, context: ProtocolContext): boolean {
     if (this.describe(message, context, this.preset)) return false
     switch (message._tag) {
       case "DataRow":
+        // libpq: "server sent data ("D" message) without prior row description"
+        if (!this.described) throw new ProtocolError({ message: "the server sent a DataRow without a RowDescription" })
         this.rows.push(message.values)
         return false
       case "CommandComplete":
@@ -85,6 +89,7 @@ export class QueryHandler extends RowsHandler<QueryOutcome> {
         const diagnostic = toDiagnostic(message.fields)
         this.fields = []
         this.rows = []
+        this.described = false
         // 08P01 from Bind is the server refusing our parameters (count or
         // format); the session itself is fine.
         this.error ??= diagnostic.sqlState === "08P01" && diagnostic.severityNonLocalized !== "FATAL"

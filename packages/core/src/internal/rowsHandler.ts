@@ -15,6 +15,8 @@ export abstract class RowsHandler<A> extends ResponseHandler<A> {
   /** The RowDescription (or NoData: empty) the server sent, for the statement cache. */
   description: ReadonlyArray<PgProtocol.FieldDescription> | undefined
   protected decodeError: DecodeError | undefined
+  /** Whether the current result's columns are known (a DataRow before that is a protocol violation). */
+  protected described = false
 
   private readonly onDecodeError = (error: DecodeError) => {
     this.decodeError ??= error
@@ -22,6 +24,7 @@ export abstract class RowsHandler<A> extends ResponseHandler<A> {
 
   protected setFields(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
     this.fields = fields
+    this.described = true
     context.setFieldReader(fields.length === 0 ? undefined : makeFieldReader(fields, this.onDecodeError))
   }
 

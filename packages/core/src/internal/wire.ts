@@ -28,8 +28,58 @@ export interface WireHooks {
 /** Largest backend message accepted before its bytes are buffered. */
 export const maxMessageSize = 1024 * 1024 * 1024
 
+/**
+ * Largest message of a type that is always small (libpq's limit: everything
+ * but DataRow, CopyData, RowDescription, ErrorResponse, NoticeResponse,
+ * NotificationResponse and FunctionCallResponse).
+ */
+export const maxShortMessageSize = 30_000
+
+/** Types whose messages may be long: `D`, `d`, `T`, `E`, `N`, `A`, `V`, and `t` (65535 parameters). */
+const longTypes = new Set([0x44, 0x64, 0x54, 0x45, 0x4e, 0x41, 0x56, 0x74])
+
+/**
+ * Follows the message boundaries of the backend stream and checks each
+ * length field as soon as its header arrives, before the parser buffers the
+ * body: a server (or anything posing as one) claiming a 1 GiB
+ * ReadyForQuery is refused at once, like libpq's sync-loss check, instead of
+ * being buffered up to `maxMessageSize`.
+ */
+export class FrameGuard {
+  private readonly header = new Uint8Array(5)
+  private have = 0
+  private remaining = 0
+
+  /** Throws a `ProtocolError` at the first header that claims an impossible length. */
+  check(chunk: Uint8Array): void {
+    let index = 0
+    while (index < chunk.length) {
+      if (this.remaining > 0) {
+        const skip = Math.min(this.remaining, chunk.length - index)
+        this.remaining -= skip
+        index += skip
+        continue
+      }
+      this.header[this.have++] = chunk[index++]
+      if (this.have < 5) continue
+      this.have = 0
+      const type = this.header[0]
+      const length = ((this.header[1] << 24) | (this.header[2] << 16) | (this.header[3] << 8) | this.header[4]) >>> 0
+      const limit = longTypes.has(type) ? maxMessageSize : maxShortMessageSize
+      if (length < 4 || length > limit) {
+        const name = type >= 0x20 && type < 0x7f ? `'${String.fromCharCode(type)}'` : `0x${type.toString(16)}`
+        throw new ProtocolError({
+          message: `invalid message length ${length} for message type ${name} (limit ${limit}): lost synchronization with the server`
+        })
+      }
+      this.remaining = length - 4
+    }
+  }
+}
+
 export class Wire {
   private readonly parser = PgProtocol.makeParser<unknown>({ maxMessageSize })
+  private readonly guard = new FrameGuard()
   private readonly queue: Array<ProtocolHandler> = []
   private head = 0
   private paused = false
@@ -138,7 +188,9 @@ export class Wire {
   }
 
   private receive(chunk: Uint8Array): void {
+    if (this.closed) return
     try {
+      this.guard.check(chunk)
       this.parser.pushEach(chunk, this.dispatch)
     } catch (cause) {
       this.fail(
@@ -153,6 +205,11 @@ export class Wire {
   private readonly dispatch = (message: PgProtocol.BackendMessage<unknown>): void => {
     const handler = this.head < this.queue.length ? this.queue[this.head] : undefined
     switch (message._tag) {
+      case "Unknown":
+        // libpq: "unexpected response from server" — nothing can follow safely
+        throw new ProtocolError({
+          message: `unknown message type '${String.fromCharCode(message.type)}' from the server`
+        })
       case "NotificationResponse":
         this.hooks?.onNotification(message)
         return

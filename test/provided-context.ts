@@ -1,18 +1,7 @@
 /**
- * Typed `provide` / `inject` keys of the test harness (provided per project by
- * `test/global-setup.ts`, read by `test/harness.ts`).
+ * Typed `provide` / `inject` keys of the harness (`pgfxTarget`, `pgfxServerUrl`,
+ * `pgfxServerBroker`, `pgfxRunId`, `pgfxPrimary`): declared by `@pgfx/testing`.
  */
-declare module "vitest" {
-  export interface ProvidedContext {
-    /** Target (project) name: `pg18` or `pg15`. */
-    pgfxTarget: string
-    /** Superuser URL of the target's server. */
-    pgfxServerUrl: string
-    /** Id of this test run (the vitest process id); test database names start with `pgfxt_<runId>_`. */
-    pgfxRunId: string
-    /** True in exactly one project of the run (the first target). */
-    pgfxPrimary: boolean
-  }
-}
+import type {} from "@pgfx/testing/vitest"
 
 export {}

@@ -196,11 +196,17 @@ export type InputRow<T extends ReadonlyArray<TypeSpec> | undefined> = T extends 
  * @since 0.1.0
  */
 export interface FormatOptions {
+  /** `text` (default), `csv` or `binary`. */
   readonly format?: Format | undefined
+  /** Field separator: tab in text, `,` in CSV. */
   readonly delimiter?: string | undefined
+  /** How NULL is written: `\N` in text, an unquoted empty field in CSV. */
   readonly null?: string | undefined
+  /** CSV quote character (default `"`). */
   readonly quote?: string | undefined
+  /** CSV escape character inside quotes (default: the quote, doubled). */
   readonly escape?: string | undefined
+  /** CSV: `true` when the data has a header line; for `writeRow`, the names to write as header. */
   readonly header?: boolean | ReadonlyArray<string> | undefined
 }
 
@@ -239,8 +245,11 @@ export interface ToOptions<T extends ReadonlyArray<TypeSpec> | undefined = undef
  * @since 0.1.0
  */
 export interface CopyConnection {
+  /** The low-level session the COPY sub-protocol runs on. */
   readonly session: Session.Session
+  /** Cancels a COPY the server is still running (ending a `to` stream early). */
   readonly cancel: Effect.Effect<void, PgError.ConnectionError>
+  /** Runs a statement; used to resolve type names the codecs do not know. */
   readonly execute: (sql: string, params?: ReadonlyArray<unknown>) => Effect.Effect<
     Connection.QueryResult<unknown>,
     PgError.PgError
@@ -257,11 +266,13 @@ export interface CopyConnection {
  * @since 0.1.0
  */
 export class CopyDataError extends Data.TaggedError("CopyDataError")<{
+  /** What is wrong with the row, and where. */
   readonly message: string
   /** 1-based number of the row in this COPY. */
   readonly row?: number | undefined
   /** 0-based column. */
   readonly column?: number | undefined
+  /** The encoder's error. */
   readonly cause?: unknown
 }> {}
 
@@ -271,8 +282,11 @@ export class CopyDataError extends Data.TaggedError("CopyDataError")<{
  * @since 0.1.0
  */
 export class CopyFileError extends Data.TaggedError("CopyFileError")<{
+  /** What failed. */
   readonly message: string
+  /** The file. */
   readonly path: string
+  /** The file system's error. */
   readonly cause?: unknown
 }> {}
 
@@ -290,6 +304,7 @@ export type CopyError = PgError.PgError | CopyDataError
  * @since 0.1.0
  */
 export interface CopyWriter<Row = ReadonlyArray<unknown>> {
+  /** The COPY's format, from the server's CopyInResponse. */
   readonly format: Format
   /** Columns the server expects per row. */
   readonly columns: number
@@ -323,8 +338,11 @@ export interface Progress {
   readonly fileBytes: number
   /** Size of the input file (`fromFile`), for a percentage. */
   readonly totalFileBytes: number | undefined
+  /** Time since the COPY started. */
   readonly elapsedMillis: number
+  /** Average rate since the start. */
   readonly rowsPerSecond: number
+  /** Average rate of COPY data since the start. */
   readonly bytesPerSecond: number
   /** The last event: the COPY is over and committed. */
   readonly done: boolean
@@ -336,12 +354,15 @@ export interface Progress {
  * @since 0.1.0
  */
 export interface FileOptions extends FormatOptions {
+  /** `text` (default) or `csv`: files are never binary. */
   readonly format?: "text" | "csv" | undefined
   /** Compress / decompress with gzip (default: when the path ends in `.gz`). */
   readonly gzip?: boolean | undefined
   /** Least time between two progress events (default 100 ms). */
   readonly progressInterval?: Duration.Input | undefined
+  /** Bytes per CopyData message (default 64 KiB). */
   readonly chunkSize?: number | undefined
+  /** How long an aborted COPY may take to end before the connection is closed (default 5 s). */
   readonly drainTimeout?: Duration.Input | undefined
 }
 
@@ -407,6 +428,11 @@ const messageOf = (error: unknown): string => {
 /**
  * The CopyFail reason for a scope's exit, after psycopg's
  * `error from Python: <class> - <message>`.
+ *
+ * @example
+ * ```ts
+ * Copy.failReason(Exit.fail(new Error("disk full"))) // "error from pgfx: Error - disk full"
+ * ```
  *
  * @since 0.1.0
  */
@@ -718,7 +744,9 @@ const startFrom = (
  * and the connection stays usable. A scope that succeeds without `finish`
  * finishes the COPY (a server error then is a defect: prefer `finish`).
  *
+ * @example
  * ```ts
+ * // psycopg: with cur.copy("COPY t (a, b, c) FROM STDIN") as copy: copy.write_row(...)
  * Effect.scoped(Effect.gen(function*() {
  *   const copy = yield* Copy.from(conn, "COPY t (a, b, c) FROM STDIN", { types: ["int4", "int4", "text"] })
  *   yield* copy.writeRow([10, 20, "hello"])
@@ -759,6 +787,13 @@ const copyRows = Effect.fn("Copy.fromStream")(function*<E, R>(
  * stream fails, the COPY is failed (CopyFail) and the stream's error
  * returned; nothing is committed.
  *
+ * @example
+ * ```ts
+ * const rows = Stream.range(1, 1_000_000).pipe(Stream.map((n) => [n, `item ${n}`] as const))
+ * const loaded = yield* Copy.fromStream(conn, "COPY items (id, name) FROM STDIN", rows, { types: ["int4", "text"] })
+ * // 1000000
+ * ```
+ *
  * @since 0.1.0
  */
 export const fromStream = <const T extends ReadonlyArray<TypeSpec> | undefined = undefined, E = never, R = never>(
@@ -772,6 +807,12 @@ export const fromStream = <const T extends ReadonlyArray<TypeSpec> | undefined =
 /**
  * Copies a Stream of pre-formatted COPY data in (bytes, or strings for text
  * and CSV) and returns the rows the server loaded.
+ *
+ * @example
+ * ```ts
+ * // an HTTP upload, streamed into the table as it arrives
+ * const loaded = yield* Copy.fromBytes(conn, "COPY items FROM STDIN", request.stream, { format: "csv", header: true })
+ * ```
  *
  * @since 0.1.0
  */
@@ -809,6 +850,12 @@ export interface EncodeOptions<T extends ReadonlyArray<TypeSpec> | undefined = u
  * Encodes rows into COPY data offline, exactly as `writeRow` would send
  * them (psycopg's `FileWriter`): for files that `COPY … FROM` or `write`
  * load later.
+ *
+ * @example
+ * ```ts
+ * const data = yield* Copy.encodeRows([[1, "a"], [2, null]], { types: ["int4", "text"] })
+ * new TextDecoder().decode(data) // "1\ta\n2\t\\N\n"
+ * ```
  *
  * @since 0.1.0
  */
@@ -935,7 +982,9 @@ const rowParser = (
  * connection stays usable (inside a transaction, the transaction is then
  * aborted, as in psycopg).
  *
+ * @example
  * ```ts
+ * // psycopg: copy.set_types(["int4", "date"]); for row in copy.rows(): print(row)
  * Copy.to(conn, "COPY (VALUES (10::int, current_date)) TO STDOUT", { types: ["int4", "date"] })
  * // Stream<readonly [number | null, string | null]>
  * ```
@@ -965,6 +1014,12 @@ export const to = <const T extends ReadonlyArray<TypeSpec> | undefined = undefin
  * message the server sent (a row, for the server's own COPY; the binary
  * header comes with the first row and the trailer alone). Ending early
  * cancels the COPY like `to`.
+ *
+ * @example
+ * ```ts
+ * // a CSV download, streamed from the server
+ * const body = Copy.toBytes(conn, "COPY items TO STDOUT WITH (FORMAT csv, HEADER true)")
+ * ```
  *
  * @since 0.1.0
  */
@@ -1046,6 +1101,12 @@ const rowCounter = (planned: Plan): (bytes: Uint8Array) => number => {
  * consumed: run it to its end (`Stream.runLast`, `withProgressBar`);
  * stopping it early, failing or interrupting fails the COPY, so nothing is
  * committed.
+ *
+ * @example
+ * ```ts
+ * const last = yield* Stream.runLast(Copy.fromFile(conn, "COPY items FROM STDIN", "items.csv.gz", { format: "csv" }))
+ * // Option.some({ rows: 1000000, done: true, … })
+ * ```
  *
  * @since 0.1.0
  */
@@ -1129,6 +1190,11 @@ const writeTo = (target: NodeJS.WritableStream, bytes: Uint8Array, file: string)
  * beside the target, renamed once the COPY succeeded: a failed or stopped
  * COPY leaves no partial file. Returns a Stream of progress events like
  * `fromFile`; the last has `done: true`.
+ *
+ * @example
+ * ```ts
+ * yield* Copy.withProgressBar(Copy.toFile(conn, "COPY items TO STDOUT", "items.csv.gz", { format: "csv", header: true }))
+ * ```
  *
  * @since 0.1.0
  */
@@ -1219,6 +1285,7 @@ const megabytes = (bytes: number): string => (bytes / 1048576).toFixed(1)
  * its size is known, rows, rows per second and megabytes. Returns the last
  * event.
  *
+ * @example
  * ```ts
  * const last = yield* Copy.withProgressBar(Copy.fromFile(conn, "COPY t FROM STDIN", "t.csv.gz", { format: "csv" }))
  * ```

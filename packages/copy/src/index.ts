@@ -4,6 +4,7 @@
  * and file helpers with progress.
  *
  * @since 0.1.0
+ * @module @pgfx/copy
  */
 
 /** COPY streams: `Copy.from`, `Copy.fromStream`, `Copy.to`, `Copy.toBytes`, `Copy.fromFile`, `Copy.toFile`. @since 0.1.0 */

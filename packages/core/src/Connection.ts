@@ -72,12 +72,24 @@ export type TransactionStatus = "IDLE" | "INTRANS" | "INERROR" | "ACTIVE" | "UNK
  * @since 0.1.0
  */
 export interface ConnectionInfo {
+  /** The server process serving the session (`pg_backend_pid()`). */
   readonly backendPid: number
   /** `server_version_num` style: 150020 for 15.20, 180004 for 18.4. */
   readonly serverVersion: number
+  /** From the last ReadyForQuery; `ACTIVE` while a request is in flight, `UNKNOWN` once closed. */
   readonly transactionStatus: TransactionStatus
+  /** Every ParameterStatus the server reported (`server_version`, `TimeZone`, …). */
   readonly parameters: ReadonlyMap<string, string>
+  /**
+   * One reported parameter, e.g. `parameterStatus("application_name")`.
+   *
+   * @example
+   * ```ts
+   * const zone = conn.info.parameterStatus("TimeZone")
+   * ```
+   */
   readonly parameterStatus: (name: string) => string | undefined
+  /** The host name (or socket directory) of the attempt that succeeded. */
   readonly host: string
   readonly port: number
   readonly database: string
@@ -1299,6 +1311,18 @@ const isResolved = (settings: ConnectionSettings): settings is PgConfig.PgConfig
  * order (shuffled with `load_balance_hosts=random`), each address with its
  * own `connect_timeout`, until one satisfies `target_session_attrs`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Connection } from "@pgfx/core"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const conn = yield* Connection.connect("host=127.0.0.1 dbname=test user=postgres")
+ *   const result = yield* conn.execute("SELECT $1::int * 2", [21])
+ *   return result.rows[0][0] // 42
+ * }))
+ * ```
+ *
  * @since 0.1.0
  */
 export const connect = <R = RowFactory.Tuple>(
@@ -1396,6 +1420,12 @@ const aggregate = (failures: ReadonlyArray<{ readonly label: string; readonly er
 
 /**
  * A layer providing `PgConnection`, open for the layer's lifetime.
+ *
+ * @example
+ * ```ts
+ * const program = Effect.flatMap(Connection.PgConnection, (conn) => conn.execute("SELECT 1"))
+ * Effect.runPromise(Effect.provide(program, Connection.layer(process.env.DATABASE_URL)))
+ * ```
  *
  * @since 0.1.0
  */

@@ -274,6 +274,12 @@ const classBySqlState: Record<string, StatementErrorClass> = {
 /**
  * Builds the tagged error for a server diagnostic.
  *
+ * @example
+ * ```ts
+ * const error = PgError.fromDiagnostic(PgError.clientDiagnostic("23505", "duplicate key"), "INSERT …")
+ * error._tag // "UniqueViolation"
+ * ```
+ *
  * @since 0.1.0
  */
 export const fromDiagnostic = (diagnostic: Diagnostic, query?: string): StatementError => {
@@ -285,6 +291,12 @@ export const fromDiagnostic = (diagnostic: Diagnostic, query?: string): Statemen
  * SQLSTATEs after which the session is gone: connection exceptions (class
  * 08), operator intervention that ends the session (57P01–57P03), and
  * `idle_in_transaction_session_timeout` (25P03).
+ *
+ * @example
+ * ```ts
+ * PgError.isFatalSqlState("57P01") // true: admin_shutdown, the session is gone
+ * PgError.isFatalSqlState("23505") // false
+ * ```
  *
  * @since 0.1.0
  */
@@ -439,6 +451,11 @@ export type PgError =
  * A diagnostic made by the client, for errors the server reported only
  * indirectly (e.g. COMMIT answered with ROLLBACK).
  *
+ * @example
+ * ```ts
+ * PgError.clientDiagnostic("25P02", "the transaction was rolled back on COMMIT") // every other field undefined
+ * ```
+ *
  * @since 0.1.0
  */
 export const clientDiagnostic = (sqlState: string, message: string): Diagnostic => ({
@@ -469,6 +486,11 @@ const statementTags = new Set<string>([
 
 /**
  * Whether the error came from the server's `ErrorResponse` for a statement.
+ *
+ * @example
+ * ```ts
+ * Effect.catchIf(statement, PgError.isStatementError, (error) => Effect.logWarning(`${error.sqlState}: ${error.message}`))
+ * ```
  *
  * @since 0.1.0
  */

@@ -128,7 +128,7 @@ export interface PgSql extends SqlClient.SqlClient {
  *   yield* sql`CREATE TABLE IF NOT EXISTS items (id int, name text)`
  *   yield* sql.withTransaction(Effect.scoped(Effect.gen(function*() {
  *     const conn = yield* sql.connection // the transaction's connection
- *     yield* Stream.run(rows, Copy.fromStream(conn, "COPY items (id, name) FROM STDIN")) // @pgfx/copy
+ *     yield* Copy.fromStream(conn, "COPY items (id, name) FROM STDIN", rows) // @pgfx/copy
  *   })))
  * })
  * ```
@@ -584,7 +584,7 @@ export const layer = <E = never>(
  * @example
  * ```ts
  * PgSql.layerConfig({
- *   url: Config.redacted("DATABASE_URL"),
+ *   url: Config.Redacted("DATABASE_URL"),
  *   applicationName: Config.succeed("billing")
  * })
  * ```

@@ -263,8 +263,8 @@ export const interval: (value: Interval | null) => Parameter = PgTypes.interval
  *
  * @example
  * ```ts
- * const ids = yield* PgValue.array([1n, 2n, 3n], PgValue.OID.int8) // a Result: fails with a CodecError
- * yield* conn.execute("SELECT * FROM t WHERE id = ANY($1)", [ids])
+ * const ids = PgValue.array([1n, 2n, 3n], PgValue.OID.int8) // a Result: a CodecError for an unknown OID
+ * if (Result.isSuccess(ids)) yield* conn.execute("SELECT * FROM t WHERE id = ANY($1)", [ids.success])
  * ```
  *
  * @since 0.1.0

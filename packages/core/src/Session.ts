@@ -65,7 +65,7 @@ export interface ProtocolHandler {
  * class CommandTag extends Session.ResponseHandler<string> {
  *   private tag = ""
  *   protected handle(message: PgProtocol.BackendMessage<unknown>): boolean {
- *     if (message._tag === "CommandComplete") this.tag = message.tag
+ *     if (message._tag === "CommandComplete") this.tag = message.commandTag
  *     if (message._tag !== "ReadyForQuery") return false
  *     this.finish(this.tag)
  *     return true

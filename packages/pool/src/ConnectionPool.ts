@@ -116,6 +116,18 @@ export interface CheckoutOptions {
  * A running pool (psycopg's `ConnectionPool`). Also the service of the
  * {@link ConnectionPool} tag.
  *
+ * @example
+ * ```ts
+ * // psycopg: with pool.connection() as conn: conn.execute(...)
+ * const square = (n: number) => pool.use((conn) => conn.execute("SELECT $1::int * $1::int", [n]))
+ *
+ * // the same checkout, held until the enclosing scope closes
+ * const conn = yield* pool.connection
+ *
+ * yield* pool.resize(2, 8)
+ * const { pool_size, requests_waiting } = yield* pool.stats
+ * ```
+ *
  * @since 0.1.0
  */
 export interface ConnectionPool<R = RowFactory.Tuple> {
@@ -129,8 +141,11 @@ export interface ConnectionPool<R = RowFactory.Tuple> {
   readonly timeout: Duration.Duration
   /** Bound on the queue (0: unlimited). */
   readonly maxWaiting: number
+  /** Connection lifetime (minus up to 5 % jitter per connection). */
   readonly maxLifetime: Duration.Duration
+  /** Period of the shrink task. */
   readonly maxIdle: Duration.Duration
+  /** How long a failing connection attempt is retried. */
   readonly reconnectTimeout: Duration.Duration
   /** Not open yet, or closed. */
   readonly closed: boolean
@@ -191,7 +206,18 @@ export interface ConnectionPool<R = RowFactory.Tuple> {
 }
 
 /**
- * The service tag of a pool provided by a layer.
+ * The service tag of a pool provided by a layer (psycopg's
+ * `AsyncConnectionPool` kept for an application's lifetime).
+ *
+ * @example
+ * ```ts
+ * const program = Effect.gen(function*() {
+ *   const pool = yield* ConnectionPool.ConnectionPool
+ *   return yield* pool.use((conn) => conn.execute("SELECT now()"))
+ * })
+ *
+ * program.pipe(Effect.provide(ConnectionPool.layer({ conninfo: "dbname=app", minSize: 2 })))
+ * ```
  *
  * @since 0.1.0
  */
@@ -206,9 +232,15 @@ export const ConnectionPool: Context.Service<ConnectionPool, ConnectionPool> = C
  * `timeout` is discarded, logged and replaced. It also refills the pool to
  * `minSize` after reconnection gave up. It stops with the pool.
  *
+ * @example
+ * ```ts
+ * ConnectionPool.make({ conninfo, minSize: 4, healthCheck: { interval: "1 second", timeout: "2 seconds" } })
+ * ```
+ *
  * @since 0.1.0
  */
 export interface HealthCheckOptions {
+  /** How often idle connections are pinged, e.g. `"1 second"`. */
   readonly interval: Duration.Input
   /** Default `SELECT 1`. */
   readonly query?: string | undefined
@@ -258,6 +290,19 @@ export type ConnectionCallback<R = RowFactory.Tuple> = (
  * Effect durations (`"30 seconds"`, a bare number is milliseconds). Options
  * of `Connection.connect` (`prepareThreshold`, `cancelTimeout`, …) apply to
  * every connection.
+ *
+ * @example
+ * ```ts
+ * const options: ConnectionPool.Options = {
+ *   conninfo: "postgresql://app@db/orders",
+ *   minSize: 2,
+ *   maxSize: 16,
+ *   timeout: "5 seconds",
+ *   maxWaiting: 100,
+ *   check: ConnectionPool.checkConnection,
+ *   prepareThreshold: null // behind PgBouncer in transaction mode
+ * }
+ * ```
  *
  * @since 0.1.0
  */
@@ -323,6 +368,16 @@ export interface Options<R = RowFactory.Tuple> extends Connection.ConnectOptions
  * connections themselves are made in the background (use `pool.wait()` to
  * wait for them).
  *
+ * @example
+ * ```ts
+ * // psycopg: pool = ConnectionPool("dbname=test", min_size=2); pool.wait()
+ * const program = Effect.gen(function*() {
+ *   const pool = yield* ConnectionPool.make({ conninfo: "dbname=test", minSize: 2 })
+ *   yield* pool.wait()
+ *   return yield* pool.use((conn) => conn.execute("SELECT 1"))
+ * }).pipe(Effect.scoped) // closing the scope closes the pool
+ * ```
+ *
  * @since 0.1.0
  */
 export const make = <R = RowFactory.Tuple>(
@@ -331,6 +386,12 @@ export const make = <R = RowFactory.Tuple>(
 
 /**
  * A layer providing {@link ConnectionPool}, open for the layer's lifetime.
+ *
+ * @example
+ * ```ts
+ * const PoolLive = ConnectionPool.layer({ conninfo: "postgresql://app@db/orders", minSize: 2, name: "api" })
+ * const main = program.pipe(Effect.provide(PoolLive)) // program needs ConnectionPool.ConnectionPool
+ * ```
  *
  * @since 0.1.0
  */
@@ -343,6 +404,15 @@ export const layer = (
  * {@link layer} from Effect `Config` values (each option a `Config`, or one
  * `Config` of the whole options).
  *
+ * @example
+ * ```ts
+ * ConnectionPool.layerConfig({
+ *   conninfo: Config.String("DATABASE_URL"),
+ *   minSize: Config.Int("POOL_MIN").pipe(Config.withDefault(2)),
+ *   maxSize: Config.Int("POOL_MAX").pipe(Config.withDefault(10))
+ * })
+ * ```
+ *
  * @since 0.1.0
  */
 export const layerConfig = (
@@ -354,6 +424,11 @@ export const layerConfig = (
  * A ready-made `check`: an empty query (outside any implicit transaction),
  * which fails when the session is gone. psycopg's `check_connection`.
  *
+ * @example
+ * ```ts
+ * ConnectionPool.make({ conninfo, check: ConnectionPool.checkConnection })
+ * ```
+ *
  * @since 0.1.0
  */
 export const checkConnection = (connection: Connection.Connection<unknown>): Effect.Effect<void, PgError.PgError> =>
@@ -362,6 +437,11 @@ export const checkConnection = (connection: Connection.Connection<unknown>): Eff
 /**
  * A ready-made `reset`: `DISCARD ALL` (session settings, temporary tables,
  * prepared statements, advisory locks, LISTEN registrations).
+ *
+ * @example
+ * ```ts
+ * ConnectionPool.make({ conninfo, reset: ConnectionPool.discardAll })
+ * ```
  *
  * @since 0.1.0
  */

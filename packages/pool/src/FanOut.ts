@@ -48,9 +48,11 @@ export interface Options {
  * @since 0.1.0
  */
 export interface Completed<A, B> {
+  /** The input item. */
   readonly item: A
   /** Position of the item in the input. */
   readonly index: number
+  /** What its effect returned. */
   readonly value: B
 }
 
@@ -60,8 +62,11 @@ export interface Completed<A, B> {
  * @since 0.1.0
  */
 export interface Failed<A, E> {
+  /** The input item. */
   readonly item: A
+  /** Position of the item in the input. */
   readonly index: number
+  /** The typed error its effect failed with. */
   readonly error: E
 }
 
@@ -85,9 +90,26 @@ export interface Result<A, B, E> {
  * @since 0.1.0
  */
 export type Event<A, B, E> =
-  | { readonly _tag: "Completed"; readonly item: A; readonly index: number; readonly value: B }
-  | { readonly _tag: "Failed"; readonly item: A; readonly index: number; readonly error: E }
-  | { readonly _tag: "TimedOut"; readonly item: A; readonly index: number }
+  /** The item's effect succeeded with `value`. */
+  | {
+    /** The kind of outcome. */ readonly _tag: "Completed"
+    /** The input item. */ readonly item: A
+    /** Its position in the input. */ readonly index: number
+    /** What its effect returned. */ readonly value: B
+  }
+  /** The item's effect failed with `error`. */
+  | {
+    /** The kind of outcome. */ readonly _tag: "Failed"
+    /** The input item. */ readonly item: A
+    /** Its position in the input. */ readonly index: number
+    /** The typed error. */ readonly error: E
+  }
+  /** The item did not finish before the deadline (interrupted, or never started). */
+  | {
+    /** The kind of outcome. */ readonly _tag: "TimedOut"
+    /** The input item. */ readonly item: A
+    /** Its position in the input. */ readonly index: number
+  }
 
 /** The exit of one item: a typed failure is an outcome; a defect propagates; an interruption leaves it unfinished. */
 const settle = <B, E>(exit: Exit.Exit<B, E>): Effect.Effect<Exit.Exit<B, E> | undefined> => {
@@ -103,6 +125,18 @@ const settle = <B, E>(exit: Exit.Exit<B, E>): Effect.Effect<Exit.Exit<B, E> | un
  * items, in input order) and the items that did not finish in time. Work
  * running at the deadline is interrupted, and awaited, before `run`
  * returns.
+ *
+ * @example
+ * ```ts
+ * // psycopg: futures = [EXECUTOR.submit(query, sql) for sql in sqls]; wait(futures, timeout=3)
+ * const { completed, failed, timedOut } = yield* FanOut.run(
+ *   sqls,
+ *   (sql) => pool.use((conn) => conn.execute(sql)),
+ *   { concurrency: 32, timeout: "3 seconds" }
+ * )
+ * const rows = completed.flatMap(({ value }) => value.rows)
+ * if (timedOut.length > 0) yield* Effect.logWarning(`${timedOut.length} queries did not finish in 3 s`)
+ * ```
  *
  * @since 0.1.0
  */
@@ -142,6 +176,16 @@ export const run = <A, B, E, R>(
  * known (completion order); at the deadline the work still running is
  * interrupted and a `TimedOut` event follows for every item without an
  * outcome, then the stream ends.
+ *
+ * @example
+ * ```ts
+ * yield* FanOut.stream(ids, (id) => pool.use((conn) => conn.execute("SELECT * FROM t WHERE id = $1", [id])), {
+ *   concurrency: 8,
+ *   timeout: "10 seconds"
+ * }).pipe(
+ *   Stream.runForEach((event) => Console.log(event._tag, event.item)) // as each one finishes
+ * )
+ * ```
  *
  * @since 0.1.0
  */

@@ -29,6 +29,12 @@ import type { PoolConfigError } from "./PoolError.ts"
  * Opens a null pool for the current scope (`minSize` defaults to 0 and must
  * stay 0; `maxSize` 0 or unset means unlimited).
  *
+ * @example
+ * ```ts
+ * const pool = yield* NullConnectionPool.make({ conninfo: "postgresql://app@pgbouncer:6432/app", maxSize: 20 })
+ * yield* pool.use((conn) => conn.execute("SELECT 1")) // connects now, closes afterwards
+ * ```
+ *
  * @since 0.1.0
  */
 export const make = <R = RowFactory.Tuple>(
@@ -37,7 +43,15 @@ export const make = <R = RowFactory.Tuple>(
   makePool({ ...options, maxSize: options.maxSize ?? 0 }, true)
 
 /**
- * A layer providing the `ConnectionPool` service with a null pool.
+ * A layer providing the `ConnectionPool` service with a null pool: a
+ * drop-in for `ConnectionPool.layer`.
+ *
+ * @example
+ * ```ts
+ * const PoolLive = process.env.SERVERLESS
+ *   ? NullConnectionPool.layer({ conninfo, prepareThreshold: null })
+ *   : ConnectionPool.layer({ conninfo, minSize: 2 })
+ * ```
  *
  * @since 0.1.0
  */
@@ -47,6 +61,11 @@ export const layer = (
 
 /**
  * {@link layer} from Effect `Config` values.
+ *
+ * @example
+ * ```ts
+ * NullConnectionPool.layerConfig({ conninfo: Config.String("DATABASE_URL"), maxSize: Config.succeed(10) })
+ * ```
  *
  * @since 0.1.0
  */

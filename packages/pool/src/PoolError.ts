@@ -20,9 +20,17 @@ import * as Predicate from "effect/Predicate"
  * 0.10 sec`), or `wait` timed out (`pool initialization incomplete after 1
  * sec`).
  *
+ * @example
+ * ```ts
+ * pool.use(query, { timeout: "2 seconds" }).pipe(
+ *   Effect.catchTag("PoolTimeout", () => Effect.fail(new ServiceBusy())) // shed load instead of queueing
+ * )
+ * ```
+ *
  * @since 0.1.0
  */
 export class PoolTimeout extends Data.TaggedError("PoolTimeout")<{
+  /** psycopg_pool's message. */
   readonly message: string
   /** The pool's name. */
   readonly pool: string
@@ -35,7 +43,9 @@ export class PoolTimeout extends Data.TaggedError("PoolTimeout")<{
  * @since 0.1.0
  */
 export class PoolClosed extends Data.TaggedError("PoolClosed")<{
+  /** psycopg_pool's message. */
   readonly message: string
+  /** The pool's name. */
   readonly pool: string
 }> {}
 
@@ -46,7 +56,9 @@ export class PoolClosed extends Data.TaggedError("PoolClosed")<{
  * @since 0.1.0
  */
 export class TooManyRequests extends Data.TaggedError("TooManyRequests")<{
+  /** psycopg_pool's message. */
   readonly message: string
+  /** The pool's name. */
   readonly pool: string
 }> {}
 
@@ -57,6 +69,7 @@ export class TooManyRequests extends Data.TaggedError("TooManyRequests")<{
  * @since 0.1.0
  */
 export class PoolConfigError extends Data.TaggedError("PoolConfigError")<{
+  /** Which option is wrong and why. */
   readonly message: string
 }> {}
 
@@ -71,6 +84,11 @@ const tags: ReadonlySet<string> = new Set(["PoolTimeout", "PoolClosed", "TooMany
 
 /**
  * Whether a value is one of the pool's own errors.
+ *
+ * @example
+ * ```ts
+ * Effect.tapError(checkout, (error) => PoolError.isPoolError(error) ? Effect.logWarning(error.message) : Effect.void)
+ * ```
  *
  * @since 0.1.0
  */

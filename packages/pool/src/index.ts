@@ -4,6 +4,7 @@
  * queries.
  *
  * @since 0.1.0
+ * @module @pgfx/pool
  */
 
 /** The connection pool (psycopg_pool's `ConnectionPool`): make, layer, service tag, stats. @since 0.1.0 */

@@ -377,4 +377,4 @@ export { decodeText, decodeTextArray, textDecoderFor, type TextValueDecoder } fr
  *
  * @since 0.1.0
  */
-export { toParameter, toParameters } from "./internal/parameters.ts"
+export { isWellFormed, toParameter, toParameters } from "./internal/parameters.ts"

@@ -9,7 +9,7 @@
  * `@effect/sql-pg`'s `PgTypes` write COPY BINARY fields in place.
  */
 import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
-import { Session } from "@pgfx/core"
+import { PgValue, Session } from "@pgfx/core"
 
 /** Bytes reserved at the front of each chunk for the CopyData header. */
 const HEADER = 5
@@ -21,24 +21,8 @@ export class EncodeFailure extends Error {
   }
 }
 
-type WellFormed = (this: string) => boolean
-const nativeIsWellFormed = (String.prototype as { isWellFormed?: WellFormed }).isWellFormed
-
 /** Whether every UTF-16 surrogate of the string is half of a pair (so it has a UTF-8 encoding). */
-export const isWellFormed: (text: string) => boolean = nativeIsWellFormed !== undefined
-  ? (text) => nativeIsWellFormed.call(text)
-  : (text) => {
-    for (let at = 0; at < text.length; at++) {
-      const code = text.charCodeAt(at)
-      if (code >= 0xd800 && code <= 0xdfff) {
-        if (code >= 0xdc00) return false
-        const next = text.charCodeAt(at + 1)
-        if (!(next >= 0xdc00 && next <= 0xdfff)) return false
-        at++
-      }
-    }
-    return true
-  }
+export const isWellFormed: (text: string) => boolean = PgValue.isWellFormed
 
 export const loneSurrogate = (): never => {
   throw new EncodeFailure("the string contains a lone UTF-16 surrogate, which has no UTF-8 encoding")

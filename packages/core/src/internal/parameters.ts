@@ -72,8 +72,8 @@ const falseParameter = makeParameter(OID.bool, false)
 type WellFormed = (this: string) => boolean
 const nativeIsWellFormed = (String.prototype as { isWellFormed?: WellFormed }).isWellFormed
 
-/** Whether every surrogate in the string is half of a pair. */
-const isWellFormed: (text: string) => boolean = nativeIsWellFormed !== undefined
+/** Whether every surrogate in the string is half of a pair (so it has a UTF-8 encoding). */
+export const isWellFormed: (text: string) => boolean = nativeIsWellFormed !== undefined
   ? (text) => nativeIsWellFormed.call(text)
   : (text) => {
     for (let at = 0; at < text.length; at++) {

@@ -5,20 +5,11 @@
  * no session of the test database left active or `idle in transaction`.
  */
 import { expect, layer } from "@effect/vitest"
-import { type Connection, PgConfig, RowFactory } from "@pgfx/core"
+import { PgConfig, RowFactory } from "@pgfx/core"
 import { Cause, Config, ConfigProvider, Deferred, Effect, Exit, Fiber, Metric } from "effect"
 import { ConnectionPool, PoolError } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
-import { auditSessions, captureLogs, eventually, makeProxy, observe, quiet, sessions, timed } from "./helpers.ts"
-
-const audited = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const url = yield* TestDatabase.url
-    yield* Effect.scoped(body)
-    yield* auditSessions(url)
-  })
-
-const pid = (conn: Connection.Connection<unknown>) => conn.info.backendPid
+import { audited, captureLogs, eventually, makeProxy, observe, pid, quiet, sessions, timed } from "./helpers.ts"
 
 /** A URL as a `PgConfigInput` (to change one setting per attempt). */
 const parseUrl = (url: string) => {

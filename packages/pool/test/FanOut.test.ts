@@ -7,14 +7,7 @@ import { expect, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Stream } from "effect"
 import { ConnectionPool, FanOut } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
-import { auditSessions, observe, quiet, sessions } from "./helpers.ts"
-
-const audited = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const url = yield* TestDatabase.url
-    yield* Effect.scoped(body)
-    yield* auditSessions(url)
-  })
+import { audited, observe, quiet, sessions } from "./helpers.ts"
 
 /** Sessions of the test database running a statement right now (other than the observer). */
 const activeNow = (url: string) =>

@@ -4,20 +4,10 @@
  */
 import { expect, layer } from "@effect/vitest"
 import type { Connection } from "@pgfx/core"
-import { Cause, Effect, Exit, Fiber } from "effect"
+import { Effect, Exit, Fiber } from "effect"
 import { ConnectionPool, NullConnectionPool } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
-import { auditSessions, captureLogs, eventually, makeProxy, observe, quiet, sessions, timed } from "./helpers.ts"
-
-const audited = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const url = yield* TestDatabase.url
-    yield* Effect.scoped(body)
-    yield* auditSessions(url)
-  })
-
-const pid = (conn: Connection.Connection) => conn.info.backendPid
-const failureOf = <A, E>(exit: Exit.Exit<A, E>) => Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+import { audited, captureLogs, eventually, failureOf, makeProxy, observe, pid, quiet, sessions, timed } from "./helpers.ts"
 
 /** Holds a connection while `worker` queues for it, so the same connection is handed over. */
 const handOver = <A, E>(pool: ConnectionPool.ConnectionPool, inside: (conn: Connection.Connection) => Effect.Effect<void, E>, worker: Effect.Effect<A, E>) =>

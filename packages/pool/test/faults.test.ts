@@ -6,21 +6,12 @@
  * server.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { type Connection, PgError } from "@pgfx/core"
+import { PgError } from "@pgfx/core"
 import { Cause, Effect, Exit, Fiber } from "effect"
 import { ConnectionPool, PoolError } from "../src/index.ts"
 import { primaryTarget, TestDatabase, throwawayServer } from "../../../test/harness.ts"
-import { auditSessions, captureLogs, eventually, makeProxy, quiet, timed } from "./helpers.ts"
+import { audited, captureLogs, eventually, failureOf, makeProxy, pid, quiet, timed } from "./helpers.ts"
 
-const audited = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const url = yield* TestDatabase.url
-    yield* Effect.scoped(body)
-    yield* auditSessions(url)
-  })
-
-const pid = (conn: Connection.Connection) => conn.info.backendPid
-const failureOf = <A, E>(exit: Exit.Exit<A, E>) => Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
 /** Short cancel/drain bounds so a blackholed connection is given up quickly. */
 const fastGiveUp = { cancelTimeout: "200 millis", drainTimeout: "200 millis" } as const
 

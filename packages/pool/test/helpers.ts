@@ -5,10 +5,11 @@
  * can stop, start and blackhole (psycopg's `proxy` fixture).
  */
 import { Connection } from "@pgfx/core"
-import { Effect, Logger, References } from "effect"
+import { Cause, Effect, Exit, Logger, References } from "effect"
 import type { Scope } from "effect"
 import * as net from "node:net"
 import { expect } from "vitest"
+import { TestDatabase } from "../../../test/harness.ts"
 
 /** A captured log line. */
 export interface LogRecord {
@@ -199,3 +200,17 @@ export const makeProxy = (target: string): Effect.Effect<Proxy, never, Scope.Sco
     }),
     ({ stop }) => Effect.promise(stop)
   ).pipe(Effect.map(({ proxy }) => proxy))
+
+/** Runs a test body in its own scope, then checks no session of the test database was left behind. */
+export const audited = <A, E, R>(body: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const url = yield* TestDatabase.url
+    yield* Effect.scoped(body)
+    yield* auditSessions(url)
+  })
+
+/** The backend pid of a pooled connection, to tell connections apart. */
+export const pid = (conn: Connection.Connection<unknown>) => conn.info.backendPid
+
+/** The squashed failure of an exit, or `undefined` when it succeeded. */
+export const failureOf = <A, E>(exit: Exit.Exit<A, E>) => Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined

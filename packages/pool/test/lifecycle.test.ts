@@ -10,18 +10,7 @@ import { Cause, Deferred, Effect, Exit, Fiber } from "effect"
 import { ConnectionPool } from "../src/index.ts"
 import { jitter } from "../src/internal/backoff.ts"
 import { TestDatabase } from "../../../test/harness.ts"
-import { auditSessions, captureLogs, eventually, observe, quiet, sessions, timed } from "./helpers.ts"
-
-const audited = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const url = yield* TestDatabase.url
-    yield* Effect.scoped(body)
-    yield* auditSessions(url)
-  })
-
-const pid = (conn: Connection.Connection) => conn.info.backendPid
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>) => Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+import { audited, captureLogs, eventually, failureOf, observe, pid, quiet, sessions, timed } from "./helpers.ts"
 
 const terminate = (url: string, target: number) =>
   Effect.scoped(Effect.flatMap(observe(url), (o) => o.execute("SELECT pg_terminate_backend($1)", [target])))

@@ -6,14 +6,7 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { ConnectionPool } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
-import { auditSessions, captureLogs, eventually, quiet } from "./helpers.ts"
-
-const audited = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const url = yield* TestDatabase.url
-    yield* Effect.scoped(body)
-    yield* auditSessions(url)
-  })
+import { audited, captureLogs, eventually, quiet } from "./helpers.ts"
 
 /**
  * psycopg's `delay_connection`: every connection attempt takes at least `ms`

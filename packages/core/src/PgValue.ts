@@ -367,6 +367,20 @@ export const arrayOf = <K extends ArrayElementType>(
 export { decodeText, decodeTextArray, textDecoderFor, type TextValueDecoder } from "./internal/textCodecs.ts"
 
 /**
+ * The calendar arithmetic of the date and timestamp codecs, for decoders
+ * that read timestamps in place (COPY): days from 1970-01-01 to a proleptic
+ * Gregorian date, and the PostgreSQL epoch (2000-01-01) in Unix milliseconds.
+ *
+ * @example
+ * ```ts
+ * PgValue.daysFromCivil(2000, 1, 1) * 86_400_000 === PgValue.PG_EPOCH_MS // true
+ * ```
+ *
+ * @since 0.1.0
+ */
+export { daysFromCivil, PG_EPOCH_MS } from "./internal/textCodecs.ts"
+
+/**
  * Infers the typed parameter of a JS value (see the table above); checks it
  * before anything is sent.
  *

@@ -103,17 +103,7 @@ const decodeBool: FieldDecoder = (bytes, start, end) => {
   throw new FieldError(`invalid boolean "${latin1(bytes, start, end)}"`)
 }
 
-const PG_EPOCH_MS = 946_684_800_000
-
-/** Days from 1970-01-01 to a proleptic Gregorian date. */
-const daysFromCivil = (year: number, month: number, day: number): number => {
-  const y = month <= 2 ? year - 1 : year
-  const era = Math.floor(y / 400)
-  const yearOfEra = y - era * 400
-  const shiftedMonth = month > 2 ? month - 3 : month + 9
-  const dayOfYear = Math.floor((153 * shiftedMonth + 2) / 5) + day - 1
-  return era * 146097 + yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear - 719468
-}
+const { daysFromCivil, PG_EPOCH_MS } = PgValue
 
 const twoDigitsAt = (bytes: Uint8Array, at: number): number => {
   const tens = bytes[at] - 48

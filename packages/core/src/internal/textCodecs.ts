@@ -163,10 +163,10 @@ const decodeBytea = (text: string): Uint8Array => {
 // -----------------------------------------------------------------------------
 
 /** Milliseconds from the Unix epoch to the PostgreSQL epoch (2000-01-01). */
-const PG_EPOCH_MS = 946_684_800_000
+export const PG_EPOCH_MS = 946_684_800_000
 
 /** Days from 1970-01-01 to a proleptic Gregorian date (astronomical year numbering). */
-const daysFromCivil = (year: number, month: number, day: number): number => {
+export const daysFromCivil = (year: number, month: number, day: number): number => {
   const y = month <= 2 ? year - 1 : year
   const era = Math.floor(y / 400)
   const yearOfEra = y - era * 400

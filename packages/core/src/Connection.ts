@@ -32,6 +32,7 @@ import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as dns from "node:dns"
 import * as net from "node:net"
+import type * as tls from "node:tls"
 import * as Cursor from "./Cursor.ts"
 import * as PgConfig from "./PgConfig.ts"
 import * as RowFactory from "./RowFactory.ts"
@@ -1211,7 +1212,9 @@ const handshake = (
         DateStyle: "ISO, MDY",
         extra_float_digits: "3"
       },
-      address: where
+      address: where,
+      channelBinding: config.channelBinding,
+      serverCertificate: () => transport.encrypted ? (transport.socket as tls.TLSSocket).getPeerCertificate(true)?.raw : undefined
     })
     let ready: ConnectionImpl<unknown> | undefined
     wire.enqueue({
@@ -1353,15 +1356,6 @@ export const connect = <R = RowFactory.Tuple>(
 
 const openFirst = (config: PgConfig.PgConfig, options: ResolvedOptions, timeout: Duration.Duration) =>
   Effect.gen(function*() {
-    if (config.channelBinding === "require") {
-      // Refusing is the only safe answer until SCRAM-SHA-256-PLUS is implemented.
-      return yield* Effect.fail(
-        new ConnectionError({
-          reason: "Authentication",
-          message: "channel_binding=require is not supported yet (SCRAM-SHA-256-PLUS); use prefer or disable"
-        })
-      )
-    }
     const attempts = yield* resolveAttempts(config)
     const failures: Array<{ readonly label: string; readonly error: PgError }> = []
     const passes: ReadonlyArray<PgConfig.TargetSessionAttrs> = config.targetSessionAttrs === "prefer-standby"

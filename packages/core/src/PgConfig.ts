@@ -74,8 +74,10 @@ export type LoadBalanceHosts = "disable" | "random"
 
 /**
  * libpq's `channel_binding` for SCRAM authentication: `prefer` (default) uses
- * SCRAM-SHA-256-PLUS when TLS and the server allow it, `require` refuses to
- * authenticate without it, `disable` never uses it.
+ * SCRAM-SHA-256-PLUS (`tls-server-end-point`) when the connection is encrypted
+ * and the server offers it, `require` refuses to authenticate without it
+ * (never sending a password to a server that does not bind), `disable` never
+ * uses it.
  *
  * @since 0.1.0
  * @category models

@@ -374,11 +374,18 @@ describe("connect failures", () => {
       if (error._tag === "ConnectionError") expect(error.reason).toBe("UnknownHost")
     }))
 
-  it.effect("refuses channel_binding=require rather than ignoring it", () =>
+  it.live("channel_binding=require refuses a server that lets the client in without channel binding", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(Effect.scoped(Connection.connect("host=127.0.0.1 user=x channel_binding=require")))
+      // a server that lets anyone in (trust): binding never happened, so the client refuses it
+      const port = yield* fakeServer((socket) => {
+        socket.once("data", () => socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]))) // AuthenticationOk
+      })
+      const error = yield* Effect.flip(Effect.scoped(Connection.connect(
+        `host=127.0.0.1 port=${port} user=x sslmode=disable channel_binding=require connect_timeout=5`
+      )))
       expect(error._tag).toBe("ConnectionError")
-      expect(error.message).toContain("channel_binding")
+      if (error._tag === "ConnectionError") expect(error.reason).toBe("Authentication")
+      expect(error.message).toContain("channel_binding=require")
     }))
 
   it.effect("names the key and position of malformed conninfo", () =>

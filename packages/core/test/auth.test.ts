@@ -5,10 +5,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
+import { createHash, X509Certificate } from "node:crypto"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as tls from "node:tls"
 import { Connection } from "../src/index.ts"
+import { serverEndPoint } from "../src/internal/scram.ts"
 import { embeddedServer } from "../../../test/embedded.ts"
 
 const users = [
@@ -115,6 +119,54 @@ describe("TLS", () => {
       expect(plain.info.encrypted).toBe(false)
     }), { timeout: 60_000 })
 
+  it.live("SCRAM-SHA-256-PLUS binds the TLS channel: a TLS-terminating man in the middle is refused", () =>
+    Effect.gen(function*() {
+      const server = yield* embeddedServer({ ssl: true, hba: [{ user: "trusted", method: "trust" }], users: [users[3]] })
+      const base = { user: server.user, password: server.password, database: "postgres" }
+      // the binding data is the server certificate's hash (RFC 5929), as the server computes it
+      const certificate = new X509Certificate(fs.readFileSync(path.join(server.dataDir, "server.crt")))
+      expect(Buffer.from(serverEndPoint(certificate.raw)!)).toEqual(createHash("sha256").update(certificate.raw).digest())
+
+      for (const channelBinding of ["prefer", "require", "disable"] as const) {
+        const direct = yield* Connection.connect({ ...base, host: "127.0.0.1", port: server.port, sslmode: "require", channelBinding })
+        const rows = yield* direct.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        expect(rows.rows).toEqual([[true]])
+        yield* direct.close
+      }
+
+      const proxy = yield* tlsTerminatingProxy(server.port)
+      const through = { ...base, host: "127.0.0.1", port: proxy.port, sslmode: "require" as const }
+      // without binding the relay is invisible: the attack works
+      const fooled = yield* Connection.connect({ ...through, channelBinding: "disable" })
+      expect((yield* fooled.execute("SELECT 1")).rows).toEqual([[1]])
+      yield* fooled.close
+      // with it, the proof covers the proxy's certificate and the server refuses
+      for (const channelBinding of ["prefer", "require"] as const) {
+        const refused = yield* Effect.flip(Effect.scoped(Connection.connect({ ...through, channelBinding })))
+        expect(refused._tag).toBe("ConnectionError")
+        if (refused._tag === "ConnectionError") expect(refused.reason).toBe("Authentication")
+      }
+
+      // require never settles for less: no TLS, or a server that does not ask for SCRAM
+      const plain = yield* Effect.flip(Effect.scoped(Connection.connect({
+        ...base,
+        host: "127.0.0.1",
+        port: server.port,
+        sslmode: "disable",
+        channelBinding: "require"
+      })))
+      expect(plain.message).toContain("not encrypted")
+      const trusted = yield* Effect.flip(Effect.scoped(Connection.connect({
+        host: "127.0.0.1",
+        port: server.port,
+        user: "trusted",
+        database: "postgres",
+        sslmode: "require",
+        channelBinding: "require"
+      })))
+      expect(trusted.message).toContain("without it")
+    }), { timeout: 60_000 })
+
   it.live("sslmode=require fails with a typed error when the server has no TLS; Unix sockets work", () =>
     Effect.gen(function*() {
       const server = yield* embeddedServer({})
@@ -148,7 +200,10 @@ describe("TLS", () => {
 })
 
 /** A CA that signed nothing the server presents. */
-const otherCertificateAuthority = (): string => {
+const otherCertificateAuthority = (): string => otherKeyPair().cert
+
+/** A self-signed certificate and its key, unrelated to the server's. */
+const otherKeyPair = () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgfx-other-ca-"))
   const key = path.join(dir, "ca.key")
   const cert = path.join(dir, "ca.crt")
@@ -167,5 +222,49 @@ const otherCertificateAuthority = (): string => {
     "-subj",
     "/CN=pgfx other CA"
   ], { stdio: "ignore" })
-  return cert
+  return { cert, key }
 }
+
+/**
+ * A man in the middle that terminates TLS: it answers the client's SSLRequest
+ * itself, presents its own certificate, and relays the plaintext over its own
+ * TLS connection to the server — what channel binding exists to detect.
+ */
+const tlsTerminatingProxy = (serverPort: number) =>
+  Effect.acquireRelease(
+    Effect.promise(() => {
+      const { cert, key } = otherKeyPair()
+      const sockets = new Set<net.Socket>()
+      const server = net.createServer((client) => {
+        sockets.add(client)
+        client.once("data", () => {
+          // the client's SSLRequest: accept, then speak TLS with our certificate
+          client.write("S")
+          const front = new tls.TLSSocket(client, { isServer: true, cert: fs.readFileSync(cert), key: fs.readFileSync(key) })
+          const upstream = net.connect(serverPort, "127.0.0.1", () => upstream.write(sslRequest))
+          sockets.add(upstream)
+          upstream.once("data", () => {
+            const back = tls.connect({ socket: upstream, rejectUnauthorized: false })
+            front.pipe(back).pipe(front)
+            front.on("error", () => back.destroy())
+            back.on("error", () => front.destroy())
+          })
+          upstream.on("error", () => front.destroy())
+        })
+        client.on("error", () => {})
+      })
+      return new Promise<{ readonly port: number; readonly close: () => void }>((resolve) =>
+        server.listen(0, "127.0.0.1", () =>
+          resolve({
+            port: (server.address() as net.AddressInfo).port,
+            close: () => {
+              for (const socket of sockets) socket.destroy()
+              server.close()
+            }
+          }))
+      )
+    }),
+    (proxy) => Effect.sync(proxy.close)
+  )
+
+const sslRequest = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])

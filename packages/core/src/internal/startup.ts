@@ -1,14 +1,17 @@
 /**
  * The startup conversation as an I/O-free state machine: it is fed backend
  * messages and answers with the bytes to send, until the server is ready or
- * refuses. Authentication: trust, cleartext, MD5, SCRAM-SHA-256.
+ * refuses. Authentication: trust, cleartext, MD5, SCRAM-SHA-256 and, over
+ * TLS, SCRAM-SHA-256-PLUS (channel binding, libpq's `channel_binding`).
  */
 import * as PgAuth from "@effect/sql-pg/PgAuth"
 import * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import * as Result from "effect/Result"
 import { randomBytes } from "node:crypto"
+import type { ChannelBinding } from "../PgConfig.ts"
 import { ConnectionError, ProtocolError } from "../PgError.ts"
 import { toDiagnostic } from "./diagnostic.ts"
+import * as Scram from "./scram.ts"
 
 /** What the server told us during startup. */
 export interface StartupResult {
@@ -34,6 +37,10 @@ export interface StartupOptions {
   readonly password: () => string | undefined
   readonly parameters: Readonly<Record<string, string | undefined>>
   readonly address: string
+  /** libpq's `channel_binding`; default `prefer`. */
+  readonly channelBinding?: ChannelBinding | undefined
+  /** The server's TLS certificate (DER) when the connection is encrypted. */
+  readonly serverCertificate?: (() => Uint8Array | undefined) | undefined
   /** Fixed SCRAM client nonce, for byte-vector tests only. */
   readonly nonce?: string | undefined
 }
@@ -48,7 +55,13 @@ export const makeStartup = (options: StartupOptions): StartupMachine => {
   const parameters = new Map<string, string>()
   let pid = 0
   let secret = 0
-  let scram: PgAuth.ScramState | undefined
+  const channelBinding = options.channelBinding ?? "prefer"
+  let scram: { readonly _tag: "First"; readonly state: Scram.ScramFirst } | {
+    readonly _tag: "Final"
+    readonly state: Scram.ScramFinal
+  } | { readonly _tag: "Done" } | undefined
+  /** Whether the SCRAM exchange bound the TLS channel (SCRAM-SHA-256-PLUS). */
+  let bound = false
   let authenticated = false
 
   const failed = (
@@ -74,14 +87,26 @@ export const makeStartup = (options: StartupOptions): StartupMachine => {
   const onMessage = (message: PgProtocol.BackendMessage<unknown>): StartupStep => {
     switch (message._tag) {
       case "AuthenticationOk":
+        // A server that skips the SASL final message never proved it knows the password.
+        if (scram !== undefined && scram._tag !== "Done") return protocol("AuthenticationOk before the SASL exchange completed")
+        if (channelBinding === "require" && !bound) {
+          return failed(
+            "Authentication",
+            "channel binding required, but the server authenticated the client without it (channel_binding=require)"
+          )
+        }
         authenticated = true
         return continue_
       case "AuthenticationCleartextPassword": {
+        // never hand a password to a server that would not bind the channel
+        if (channelBinding === "require") return bindingRequired("cleartext password")
         const password = needPassword("cleartext password")
         if (typeof password !== "string") return password
         return { _tag: "Send", bytes: PgProtocol.encodePasswordMessage({ password }) }
       }
       case "AuthenticationMD5Password": {
+        // never hand a password to a server that would not bind the channel
+        if (channelBinding === "require") return bindingRequired("MD5")
         const password = needPassword("MD5")
         if (typeof password !== "string") return password
         const hashed = PgAuth.md5Password({ user: options.user, password, salt: message.salt })
@@ -89,7 +114,21 @@ export const makeStartup = (options: StartupOptions): StartupMachine => {
         return { _tag: "Send", bytes: PgProtocol.encodePasswordMessage({ password: hashed.success }) }
       }
       case "AuthenticationSASL": {
-        if (!message.mechanisms.includes(PgAuth.SCRAM_SHA_256)) {
+        if (scram !== undefined) return protocol("a second SASL authentication request")
+        const certificate = channelBinding === "disable" ? undefined : options.serverCertificate?.()
+        const hashed = scramGuard(() => certificate === undefined ? undefined : Scram.serverEndPoint(certificate))
+        if (!("value" in hashed)) return hashed
+        const endPoint = hashed.value
+        const plus = endPoint !== undefined && message.mechanisms.includes(Scram.SCRAM_SHA_256_PLUS)
+        if (!plus && channelBinding === "require") {
+          return failed(
+            "Authentication",
+            certificate === undefined
+              ? "channel binding required (channel_binding=require) but the connection is not encrypted (use sslmode=require or stronger)"
+              : `channel binding required (channel_binding=require) but the server offers only ${message.mechanisms.join(", ") || "no mechanism"}`
+          )
+        }
+        if (!plus && !message.mechanisms.includes(Scram.SCRAM_SHA_256)) {
           return failed(
             "Authentication",
             `the server offers SASL mechanisms ${message.mechanisms.join(", ")}, none of which pgfx supports`
@@ -97,29 +136,36 @@ export const makeStartup = (options: StartupOptions): StartupMachine => {
         }
         const password = needPassword("SCRAM-SHA-256")
         if (typeof password !== "string") return password
-        const nonce = options.nonce ?? randomBytes(18).toString("base64")
-        const first = PgAuth.scramInit({ password, nonce })
-        if (Result.isFailure(first)) return failed("Authentication", first.failure.message)
-        scram = first.success.state
+        const binding: Scram.Binding = plus
+          ? { _tag: "p", serverEndPoint: endPoint }
+          // "y": we could bind but the server did not offer it over TLS (it detects a downgrade)
+          : certificate !== undefined ? { _tag: "y" } : { _tag: "n" }
+        const first = scramGuard(() => Scram.start(password, options.nonce ?? randomBytes(18).toString("base64"), binding))
+        if (!("value" in first)) return first
+        scram = { _tag: "First", state: first.value.state }
+        bound = plus
         return {
           _tag: "Send",
           bytes: PgProtocol.encodeSASLInitialResponse({
-            mechanism: PgAuth.SCRAM_SHA_256,
-            initialResponse: first.success.response
+            mechanism: plus ? Scram.SCRAM_SHA_256_PLUS : Scram.SCRAM_SHA_256,
+            initialResponse: first.value.response
           })
         }
       }
       case "AuthenticationSASLContinue": {
-        if (scram?._tag !== "ScramFirst") return protocol("unexpected SASL continue message")
-        const next = PgAuth.scramContinue(scram, message.data)
-        if (Result.isFailure(next)) return failed("Authentication", next.failure.message)
-        scram = next.success.state
-        return { _tag: "Send", bytes: PgProtocol.encodeSASLResponse({ data: next.success.response }) }
+        if (scram?._tag !== "First") return protocol("unexpected SASL continue message")
+        const state = scram.state
+        const next = scramGuard(() => Scram.answer(state, message.data))
+        if (!("value" in next)) return next
+        scram = { _tag: "Final", state: next.value.state }
+        return { _tag: "Send", bytes: PgProtocol.encodeSASLResponse({ data: next.value.response }) }
       }
       case "AuthenticationSASLFinal": {
-        if (scram?._tag !== "ScramFinal") return protocol("unexpected SASL final message")
-        const done = PgAuth.scramFinish(scram, message.data)
-        if (Result.isFailure(done)) return failed("Authentication", done.failure.message)
+        if (scram?._tag !== "Final") return protocol("unexpected SASL final message")
+        const state = scram.state
+        const verified = scramGuard(() => Scram.verify(state, message.data))
+        if (!("value" in verified)) return verified
+        scram = { _tag: "Done" }
         return continue_
       }
       case "AuthenticationUnsupported":
@@ -150,6 +196,22 @@ export const makeStartup = (options: StartupOptions): StartupMachine => {
       }
       default:
         return protocol(`unexpected ${message._tag} during startup`)
+    }
+  }
+
+  const bindingRequired = (method: string) =>
+    failed(
+      "Authentication",
+      `channel binding required (channel_binding=require), but the server asked for ${method} authentication`
+    )
+
+  /** Runs a SCRAM step; its refusals become typed authentication failures. */
+  const scramGuard = <A>(step: () => A): { readonly value: A } | StartupStep => {
+    try {
+      return { value: step() }
+    } catch (error) {
+      if (error instanceof Scram.ScramError) return failed("Authentication", error.message)
+      throw error
     }
   }
 

@@ -131,6 +131,8 @@ describe.runIf(primaryTarget())("hostile server: startup", () => {
     ["an unknown authentication code (99)", msg.authCode(99), ["ConnectionError"]],
     ["SASL offering only SCRAM-SHA-256-PLUS and OAUTHBEARER", msg.authSasl("SCRAM-SHA-256-PLUS", "OAUTHBEARER"), ["ConnectionError"]],
     ["SASL offering no mechanism at all", msg.authSasl(), ["ConnectionError"]],
+    // a server that skips the SASL exchange it started never proved it knows the password
+    ["AuthenticationOk right after the SASL request", concat([msg.authSasl("SCRAM-SHA-256"), msg.authOk()]), ["ProtocolError"]],
     ["a FATAL 28P01 password failure", msg.error({ S: "FATAL", V: "FATAL", C: "28P01", M: "password authentication failed" }), ["ConnectionError"]],
     ["an ErrorResponse with no fields", frame("E", Uint8Array.of(0)), ["ConnectionError"]]
   ]

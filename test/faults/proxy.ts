@@ -518,9 +518,11 @@ export const inFrontOf = (url: string) =>
 
 /**
  * A listener that accepts connections and never answers (a silent server), on a free loopback
- * port. `accepted` counts the connections it got.
+ * port. `accepted` counts the connections it got, `open` those the client has not closed yet.
  */
-export const silentListener = (host = "127.0.0.1"): Effect.Effect<{ readonly port: number; readonly accepted: () => number }, Error, Scope.Scope> =>
+export const silentListener = (
+  host = "127.0.0.1"
+): Effect.Effect<{ readonly port: number; readonly accepted: () => number; readonly open: () => number }, Error, Scope.Scope> =>
   Effect.gen(function*() {
     if (!isLoopback(host)) return yield* Effect.fail(new Error("loopback only"))
     const sockets = new Set<net.Socket>()
@@ -532,6 +534,8 @@ export const silentListener = (host = "127.0.0.1"): Effect.Effect<{ readonly por
           sockets.add(socket)
           socket.on("error", () => {})
           socket.on("close", () => sockets.delete(socket))
+          // read and drop what the client sends: a socket with unread bytes never sees its EOF
+          socket.resume()
         })
         srv.once("error", (error) => resume(Effect.fail(error)))
         srv.listen(0, host, () => resume(Effect.succeed(srv)))
@@ -542,7 +546,7 @@ export const silentListener = (host = "127.0.0.1"): Effect.Effect<{ readonly por
           srv.close(() => resume(Effect.void))
         })
     )
-    return { port: (server.address() as net.AddressInfo).port, accepted: () => accepted }
+    return { port: (server.address() as net.AddressInfo).port, accepted: () => accepted, open: () => sockets.size }
   })
 
 /** A loopback port nothing listens on (bound, then released). */

@@ -18,6 +18,7 @@ import {
   sampleBinary,
   sampleRecords,
   sampleText,
+  scenario,
   utf8
 } from "./helpers.ts"
 
@@ -467,7 +468,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.from", (it) => {
     }))
 
   it.effect("F18 a producer failing after 1 MB fails the COPY with its own error; no row is visible", () =>
-    Effect.gen(function*() {
+    scenario("f18_producer", (connect) => Effect.gen(function*() {
       const conn = yield* connect
       const observer = yield* connect
       yield* conn.execute("CREATE TABLE aborted (n int4, t text)")
@@ -480,10 +481,10 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.from", (it) => {
       expect((yield* conn.execute("SELECT count(*)::int FROM aborted")).rows).toEqual([[0]])
       expect(conn.info.transactionStatus).toBe("IDLE")
       yield* expectNoIdleInTransaction(observer)
-    }))
+    })))
 
   it.effect("F18 interrupting the COPY fiber fails the COPY; no row is visible and the connection is usable", () =>
-    Effect.gen(function*() {
+    scenario("f18_interrupt", (connect) => Effect.gen(function*() {
       const conn = yield* connect
       yield* conn.execute("CREATE TABLE interrupted (n int4)")
       const progress = yield* Deferred.make<void>()
@@ -496,10 +497,10 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.from", (it) => {
       yield* Fiber.interrupt(fiber)
       expect((yield* conn.execute("SELECT count(*)::int FROM interrupted")).rows).toEqual([[0]])
       expect(conn.info.transactionStatus).toBe("IDLE")
-    }))
+    })))
 
   it.effect("F18 a huge error message is cut below the server's CopyFail limit", () =>
-    Effect.gen(function*() {
+    scenario("f18_copyfail_limit", (connect) => Effect.gen(function*() {
       const conn = yield* connect
       yield* createCopyIn(conn)
       const error = yield* Effect.flip(Effect.scoped(Effect.gen(function*() {
@@ -509,10 +510,10 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.from", (it) => {
       })))
       expect(error).toBeInstanceOf(Boom)
       expect((yield* conn.execute("SELECT count(*)::int FROM copy_in")).rows).toEqual([[0]])
-    }))
+    })))
 
   it.effect("F19 a CSV with a bad row in the middle, in a transaction: typed error, rolled back, nothing left idle", () =>
-    Effect.gen(function*() {
+    scenario("f19", (connect) => Effect.gen(function*() {
       const conn = yield* connect
       const observer = yield* connect
       yield* conn.execute("CREATE TABLE csv_in (n int, t text)")
@@ -529,7 +530,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.from", (it) => {
       expect((yield* conn.execute("SELECT count(*)::int FROM csv_in")).rows).toEqual([[0]])
       expect(conn.info.transactionStatus).toBe("IDLE")
       yield* expectNoIdleInTransaction(observer)
-    }))
+    })))
 
   it.effect("writeRows stops at a bad row: the rows before it stay, the error names the row", () =>
     Effect.gen(function*() {

@@ -1,11 +1,13 @@
 /**
- * Shared fixtures of the COPY tests: psycopg's sample data (`tests/_test_copy.py`)
- * and server-state checks.
+ * Shared fixtures of the COPY tests: psycopg's sample data (`tests/_test_copy.py`),
+ * server-state checks, and the leak audit of the COPY fault scenarios (`scenario`).
  */
 import { expect } from "@effect/vitest"
-import { Connection } from "@pgfx/core"
+import { Connection, type PgConfig, type PgError } from "@pgfx/core"
 import { Effect } from "effect"
+import type { Scope } from "effect"
 import { TestDatabase } from "../../../test/harness.ts"
+import { appName, leakAudit, withApp } from "../../core/test/reliability/support.ts"
 
 /** A fresh connection to the file's database, closed with the test's scope. */
 export const connect = Effect.flatMap(TestDatabase.url, (url) => Connection.connect(url))
@@ -66,6 +68,37 @@ export const expectNoIdleInTransaction = (observer: Connection.Connection) =>
       "SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
     )
     expect(result.rows[0]).toEqual([0])
+  })
+
+/** `connect`, for a scenario: its connections carry the scenario's `application_name`. */
+export type Connect = Effect.Effect<Connection.Connection, PgError.PgError | PgConfig.PgConfigError, Scope.Scope>
+
+/**
+ * A COPY fault scenario (reliability.md A.4) ending with the leak audit. `body` opens its
+ * connections with the `connect` it is given, tagged with a fresh `application_name`. After it,
+ * while they are still open: no session of that name is busy or `idle in transaction` (core's
+ * `leakAudit`) and every one of them answers `SELECT 1`; once the scope has closed them, no
+ * session of that name is left at all and a fresh connection answers `SELECT 1`.
+ */
+export const scenario = <A, E, R>(label: string, body: (connect: Connect) => Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const url = yield* TestDatabase.url
+    const app = appName(label)
+    const opened: Array<Connection.Connection> = []
+    const connect: Connect = Effect.tap(Connection.connect(withApp(url, app)), (conn) =>
+      Effect.sync(() => {
+        opened.push(conn)
+      }))
+    const result = yield* Effect.scoped(Effect.gen(function*() {
+      const result = yield* body(connect)
+      yield* leakAudit(url, app, { allowIdle: true })
+      for (const conn of opened) {
+        expect((yield* conn.execute("SELECT 1")).rows, `connection ${conn.info.backendPid} after the scenario`).toEqual([[1]])
+      }
+      return result
+    }))
+    yield* leakAudit(url, app)
+    return result
   })
 
 /** A tagged error of the tests' own, like psycopg's ZeroDivisionError. */

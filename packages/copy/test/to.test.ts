@@ -7,7 +7,16 @@ import { expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Stream } from "effect"
 import { Copy } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
-import { backendState, connect, expectNoIdleInTransaction, sampleBinaryBlocks, sampleRecords, sampleValues, text } from "./helpers.ts"
+import {
+  backendState,
+  connect,
+  expectNoIdleInTransaction,
+  sampleBinaryBlocks,
+  sampleRecords,
+  sampleValues,
+  scenario,
+  text
+} from "./helpers.ts"
 
 layer(TestDatabase.layer, { excludeTestServices: true })("Copy.to", (it) => {
   it.effect("reads the seed's typed rows: set_types int4 and date", () =>
@@ -145,7 +154,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.to", (it) => {
     }))
 
   it.effect("F20 taking 5 rows of 10 million cancels the COPY on the server and drains it", () =>
-    Effect.gen(function*() {
+    scenario("f20_take", (connect) => Effect.gen(function*() {
       const conn = yield* connect
       const observer = yield* connect
       const started = Date.now()
@@ -157,10 +166,10 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.to", (it) => {
       expect(conn.info.transactionStatus).toBe("IDLE")
       expect((yield* backendState(observer, conn.info.backendPid))?.[0]).toBe("idle")
       expect((yield* conn.execute("SELECT 6")).rows).toEqual([[6]])
-    }))
+    })))
 
   it.effect("F20 interrupting the consumer cancels the COPY; inside a transaction it is aborted, as in psycopg", () =>
-    Effect.gen(function*() {
+    scenario("f20_interrupt", (connect) => Effect.gen(function*() {
       const conn = yield* connect
       const observer = yield* connect
       yield* conn.execute("BEGIN")
@@ -177,10 +186,10 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.to", (it) => {
       yield* conn.execute("ROLLBACK")
       expect(conn.info.transactionStatus).toBe("IDLE")
       yield* expectNoIdleInTransaction(observer)
-    }))
+    })))
 
   it.effect("F20 a slow consumer pauses the socket: the server waits in ClientWrite, buffered rows stay bounded", () =>
-    Effect.gen(function*() {
+    scenario("f20_slow", (connect) => Effect.gen(function*() {
       const conn = yield* connect
       const observer = yield* connect
       let seen = 0
@@ -204,7 +213,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.to", (it) => {
       expect(waitEvent).toBe("ClientWrite")
       // Rows buffered for the consumer stay near the high-water mark (16k) plus one socket read.
       expect(largestBatch).toBeLessThan(20_000)
-    }))
+    })))
 
   it.effect("CSV with header, delimiter, quote and null options, typed and untyped", () =>
     Effect.gen(function*() {

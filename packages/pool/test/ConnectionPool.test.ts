@@ -9,7 +9,21 @@ import { PgConfig, RowFactory } from "@pgfx/core"
 import { Cause, Config, ConfigProvider, Deferred, Effect, Exit, Fiber, Metric } from "effect"
 import { ConnectionPool, PoolError } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
-import { audited, captureLogs, eventually, makeProxy, observe, pid, quiet, sessions, timed } from "./helpers.ts"
+import {
+  audited,
+  auditPool,
+  captureLogs,
+  eventually,
+  leakAudit,
+  makeProxy,
+  observe,
+  pid,
+  quiet,
+  scenario,
+  sessions,
+  timed,
+  withApp
+} from "./helpers.ts"
 
 /** A URL as a `PgConfigInput` (to change one setting per attempt). */
 const parseUrl = (url: string) => {
@@ -295,9 +309,9 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool queue (
     }))))
 
   it.effect("F22: max 2 held; the third times out at ~200 ms, a fourth is refused at once, waiters are served FIFO", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f22", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
-      const pool = yield* ConnectionPool.make({ conninfo: url, minSize: 2, maxSize: 2, maxWaiting: 1 })
+      const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 2, maxSize: 2, maxWaiting: 1 })
       yield* pool.wait()
       const release = yield* Deferred.make<void>()
       const held = yield* Deferred.make<void>()
@@ -321,9 +335,10 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool queue (
       expect(thirdResult.ms).toBeLessThan(350)
       yield* Deferred.succeed(release, undefined)
       yield* Fiber.join(holders)
+      yield* auditPool(pool, url, app)
       // FIFO: with room for two waiters, they are served in arrival order.
       const order: Array<string> = []
-      const pool2 = yield* ConnectionPool.make({ conninfo: url, minSize: 1, maxSize: 1, maxWaiting: 2 })
+      const pool2 = yield* ConnectionPool.make({ conninfo: withApp(url, `${app}_fifo`), minSize: 1, maxSize: 1, maxWaiting: 2 })
       yield* pool2.wait()
       const gate = yield* Deferred.make<void>()
       const holder = yield* Effect.forkChild(pool2.use(() => Deferred.await(gate)))
@@ -338,6 +353,9 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool queue (
       yield* Fiber.join(a)
       yield* Fiber.join(b)
       expect(order).toEqual(["a", "b"])
+      yield* auditPool(pool2, url, `${app}_fifo`)
+      yield* pool2.close
+      yield* leakAudit(url, `${app}_fifo`)
     }))))
 
   it.effect("interrupted waiters never leak connections (T45)", () =>
@@ -400,11 +418,11 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool queue (
 
 layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool returns (T42, F17)", (it) => {
   it.effect("a connection returned in a transaction is rolled back: same pid, IDLE, the table is gone; one INTRANS warning", () =>
-    audited(Effect.gen(function*() {
+    scenario("f17a_intrans", (app) => Effect.gen(function*() {
       const logs = captureLogs()
       const url = yield* TestDatabase.url
       yield* logs.provide(Effect.gen(function*() {
-        const pool = yield* ConnectionPool.make({ conninfo: url, minSize: 1, name: "intrans" })
+        const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 1, name: "intrans" })
         const watcher = yield* observe(url)
         const first = yield* pool.use((conn) =>
           Effect.gen(function*() {
@@ -424,6 +442,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool returns
             expect(found.rows).toEqual([])
           })
         )
+        yield* auditPool(pool, url, app)
       }))
       const warnings = logs.warnings("intrans")
       expect(warnings.length).toBe(1)
@@ -431,10 +450,11 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool returns
     })))
 
   it.effect("a connection returned in error is rolled back: same pid, IDLE; one INERROR warning", () =>
-    audited(Effect.gen(function*() {
+    scenario("f17b_inerror", (app) => Effect.gen(function*() {
       const logs = captureLogs()
+      const url = yield* TestDatabase.url
       yield* logs.provide(Effect.gen(function*() {
-        const pool = yield* ConnectionPool.make({ conninfo: yield* TestDatabase.url, minSize: 1, name: "inerror" })
+        const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 1, name: "inerror" })
         const first = yield* pool.use((conn) =>
           Effect.gen(function*() {
             yield* conn.execute("BEGIN")
@@ -450,6 +470,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool returns
             expect(conn.info.transactionStatus).toBe("IDLE")
           })
         )
+        yield* auditPool(pool, url, app)
       }))
       const warnings = logs.warnings("inerror")
       expect(warnings.length).toBe(1)
@@ -457,25 +478,28 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool returns
     })))
 
   it.effect("a block that fails inside a transaction is rolled back quietly", () =>
-    audited(Effect.gen(function*() {
+    scenario("f17b_failblock", (app) => Effect.gen(function*() {
       const logs = captureLogs()
+      const url = yield* TestDatabase.url
       yield* logs.provide(Effect.gen(function*() {
-        const pool = yield* ConnectionPool.make({ conninfo: yield* TestDatabase.url, minSize: 1, name: "failblock" })
+        const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 1, name: "failblock" })
         const error = yield* Effect.flip(pool.use((conn) =>
           Effect.andThen(conn.execute("BEGIN"), Effect.andThen(conn.execute("CREATE TABLE t_fail ()"), Effect.fail("boom" as const)))
         ))
         expect(error).toBe("boom")
         const exists = yield* pool.use((conn) => conn.execute("SELECT 1 FROM pg_class WHERE relname = 't_fail'"))
         expect(exists.rows).toEqual([])
+        yield* auditPool(pool, url, app)
       }))
       expect(logs.warnings("failblock")).toEqual([])
     })))
 
   it.effect("a connection returned ACTIVE is closed and replaced: new pid; warnings ACTIVE then BAD; the statement stops", () =>
-    audited(Effect.gen(function*() {
+    scenario("f17_active", (app) => Effect.gen(function*() {
       const logs = captureLogs()
+      const url = yield* TestDatabase.url
       yield* logs.provide(Effect.gen(function*() {
-        const pool = yield* ConnectionPool.make({ conninfo: yield* TestDatabase.url, minSize: 1, name: "active" })
+        const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 1, name: "active" })
         const first = yield* pool.use((conn) =>
           Effect.gen(function*() {
             // A fiber that outlives the block keeps a statement running.
@@ -491,6 +515,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool returns
         }))
         expect(second).not.toBe(first)
         expect((yield* pool.stats).returns_bad).toBe(1)
+        yield* auditPool(pool, url, app)
       }))
       const warnings = logs.warnings("active").map((r) => r.message)
       expect(warnings.length).toBe(2)
@@ -542,9 +567,9 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool returns
     }))))
 
   it.effect("F17: discardAll as reset clears settings, advisory locks and LISTEN before the next borrower", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f17_discard_all", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
-      const pool = yield* ConnectionPool.make({ conninfo: url, minSize: 1, reset: ConnectionPool.discardAll })
+      const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 1, reset: ConnectionPool.discardAll })
       const first = yield* pool.use((conn) =>
         Effect.gen(function*() {
           yield* conn.execute("SET application_name = 'dirty'")
@@ -556,11 +581,12 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool returns
       yield* pool.use((conn) =>
         Effect.gen(function*() {
           expect(pid(conn)).toBe(first)
-          expect((yield* conn.execute("SHOW application_name")).rows[0][0]).not.toBe("dirty")
+          expect((yield* conn.execute("SHOW application_name")).rows[0][0]).toBe(app)
           expect((yield* conn.execute("SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")).rows).toEqual([[0]])
           expect((yield* conn.execute("SELECT count(*)::int FROM pg_listening_channels()")).rows).toEqual([[0]])
         })
       )
+      yield* auditPool(pool, url, app)
     }))))
 
   it.effect("with autocommit off, the implicit transaction commits when the block succeeds and rolls back when it fails", () =>

@@ -7,7 +7,7 @@ import { expect, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Stream } from "effect"
 import { ConnectionPool, FanOut } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
-import { audited, observe, quiet, sessions } from "./helpers.ts"
+import { audited, auditPool, observe, quiet, scenario, sessions, withApp } from "./helpers.ts"
 
 /** Sessions of the test database running a statement right now (other than the observer). */
 const activeNow = (url: string) =>
@@ -45,9 +45,9 @@ layer(TestDatabase.layer, { excludeTestServices: true })("FanOut", (it) => {
     }))
 
   it.effect("at the deadline, running queries are cancelled on the server and the pool is back to idle", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f23_deadline", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
-      const pool = yield* ConnectionPool.make({ conninfo: url, minSize: 4 })
+      const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 4 })
       yield* pool.wait()
       const sleeps = [0.01, 5, 0.02, 5, 5, 0.01, 5, 5, 5, 5]
       const started = Date.now()
@@ -68,12 +68,13 @@ layer(TestDatabase.layer, { excludeTestServices: true })("FanOut", (it) => {
       expect(stats.pool_available).toBe(stats.pool_size)
       expect(stats.pool_size).toBe(4)
       expect(stats.returns_bad ?? 0).toBe(0)
+      yield* auditPool(pool, url, app)
     }))))
 
   it.effect("F23: 1000 point queries at concurrency 8 with a deadline midway — no orphan backends, leases returned", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f23", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
-      const pool = yield* ConnectionPool.make({ conninfo: url, minSize: 8 })
+      const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 8 })
       yield* pool.wait()
       yield* pool.use((conn) => conn.execute("CREATE TABLE points AS SELECT g AS id, g * 2 AS v FROM generate_series(1, 1000) g"))
       const ids = Array.from({ length: 1000 }, (_, i) => i + 1)
@@ -94,6 +95,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("FanOut", (it) => {
       expect(stats).toMatchObject({ pool_size: 8, pool_available: 8, requests_waiting: 0 })
       const watcher = yield* observe(url)
       expect((yield* sessions(watcher, new URL(url).pathname.slice(1))).length).toBe(8)
+      yield* auditPool(pool, url, app)
     }))))
 
   it.effect("streams outcomes as they complete, then the items that did not finish", () =>

@@ -10,20 +10,33 @@ import { PgError } from "@pgfx/core"
 import { Cause, Effect, Exit, Fiber } from "effect"
 import { ConnectionPool, PoolError } from "../src/index.ts"
 import { primaryTarget, TestDatabase, throwawayServer } from "../../../test/harness.ts"
-import { audited, captureLogs, eventually, failureOf, makeProxy, pid, quiet, timed } from "./helpers.ts"
+import {
+  appName,
+  auditPool,
+  captureLogs,
+  eventually,
+  failureOf,
+  leakAudit,
+  makeProxy,
+  pid,
+  quiet,
+  scenario,
+  timed,
+  withApp
+} from "./helpers.ts"
 
 /** Short cancel/drain bounds so a blackholed connection is given up quickly. */
 const fastGiveUp = { cancelTimeout: "200 millis", drainTimeout: "200 millis" } as const
 
 layer(TestDatabase.layer, { excludeTestServices: true })("reconnecting (T48, F4 through a proxy)", (it) => {
   it.effect("reconnects with exponential backoff (0.1, 0.2, 0.4 s) and recovers once the server is back", () =>
-    audited(Effect.gen(function*() {
+    scenario("f4_backoff", (app) => Effect.gen(function*() {
       const logs = captureLogs()
       const url = yield* TestDatabase.url
       yield* logs.provide(Effect.gen(function*() {
         const proxy = yield* makeProxy(url)
         const pool = yield* ConnectionPool.make({
-          conninfo: proxy.via(url),
+          conninfo: proxy.via(withApp(url, app)),
           minSize: 1,
           name: "reconnect",
           backoff: { initialDelay: "100 millis", jitter: 0 }
@@ -37,6 +50,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("reconnecting (T48, F4 
         yield* proxy.start
         yield* pool.wait("3 seconds")
         expect((yield* pool.use((conn) => conn.execute("SELECT 1"))).rows).toEqual([[1]])
+        yield* auditPool(pool, url, app)
       }))
       const times = logs.warnings("reconnect").filter((r) => r.message.startsWith("error connecting")).map((r) => r.time)
       expect(times.length).toBe(4)
@@ -45,13 +59,13 @@ layer(TestDatabase.layer, { excludeTestServices: true })("reconnecting (T48, F4 
     })))
 
   it.effect("gives up after reconnect_timeout, calls reconnect_failed with the pool, then serves on demand", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f4_give_up", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
       const proxy = yield* makeProxy(url)
       let failedAt = 0
       let failedName = ""
       const pool = yield* ConnectionPool.make({
-        conninfo: proxy.via(url),
+        conninfo: proxy.via(withApp(url, app)),
         name: "this-one",
         minSize: 1,
         reconnectTimeout: "1 second",
@@ -73,16 +87,17 @@ layer(TestDatabase.layer, { excludeTestServices: true })("reconnecting (T48, F4 
       const served = yield* timed(pool.use((conn) => conn.execute("SELECT 1")))
       expect(Exit.isSuccess(served.exit)).toBe(true)
       expect(served.ms).toBeLessThan(500)
+      yield* auditPool(pool, url, app)
     }))))
 
   it.effect("retries after a failed growth attempt (psycopg #370) and fills back to min_size", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f4_growth", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
       const proxy = yield* makeProxy(url)
       yield* proxy.stop
       let failures = 0
       const pool = yield* ConnectionPool.make({
-        conninfo: proxy.via(url),
+        conninfo: proxy.via(withApp(url, app)),
         minSize: 4,
         reconnectTimeout: "1 second",
         reconnectFailed: () => {
@@ -97,15 +112,16 @@ layer(TestDatabase.layer, { excludeTestServices: true })("reconnecting (T48, F4 
       expect((yield* pool.use((conn) => conn.execute("SELECT 1"), { timeout: "2 seconds" })).rows).toEqual([[1]])
       yield* pool.wait("3 seconds")
       expect((yield* pool.stats).pool_available).toBe(4)
+      yield* auditPool(pool, url, app)
     }))))
 
   it.effect("check() refills a pool emptied by failed reconnections", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f4_check_refill", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
       const proxy = yield* makeProxy(url)
       let failures = 0
       const pool = yield* ConnectionPool.make({
-        conninfo: proxy.via(url),
+        conninfo: proxy.via(withApp(url, app)),
         minSize: 4,
         reconnectTimeout: "1 second",
         reconnectFailed: () => {
@@ -122,16 +138,18 @@ layer(TestDatabase.layer, { excludeTestServices: true })("reconnecting (T48, F4 
       yield* pool.check
       yield* pool.wait("2 seconds")
       expect((yield* pool.stats).pool_available).toBe(4)
+      yield* auditPool(pool, url, app)
     }))))
 
   it.effect("starts without a server: wait times out; once the server is up, the pool serves (test_setup_no_timeout)", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f4_no_server", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
       const proxy = yield* makeProxy(url)
       yield* proxy.stop
-      const first = yield* ConnectionPool.make({ conninfo: proxy.via(url), minSize: 1, numWorkers: 1 })
+      // the first pool is closed by its failed wait; the second is the one audited
+      const first = yield* ConnectionPool.make({ conninfo: proxy.via(withApp(url, `${app}_first`)), minSize: 1, numWorkers: 1 })
       expect((yield* Effect.flip(first.wait("200 millis")))._tag).toBe("PoolTimeout")
-      const second = yield* ConnectionPool.make({ conninfo: proxy.via(url), minSize: 1, numWorkers: 1 })
+      const second = yield* ConnectionPool.make({ conninfo: proxy.via(withApp(url, app)), minSize: 1, numWorkers: 1 })
       yield* Effect.sleep("500 millis")
       expect((yield* second.stats).pool_available).toBe(0)
       yield* proxy.start
@@ -139,14 +157,17 @@ layer(TestDatabase.layer, { excludeTestServices: true })("reconnecting (T48, F4 
       const stats = yield* second.stats
       expect(stats.connections_errors).toBeGreaterThan(0)
       expect(stats.connections_num).toBeGreaterThan(stats.connections_errors ?? 0)
+      yield* auditPool(second, url, app)
+      expect(first.closed).toBe(true)
+      yield* leakAudit(url, `${app}_first`)
     }))))
 
   it.effect("with check, a server that went away ends in PoolTimeout at the deadline, then recovers", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f4_check_deadline", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
       const proxy = yield* makeProxy(url)
       const pool = yield* ConnectionPool.make({
-        conninfo: proxy.via(url),
+        conninfo: proxy.via(withApp(url, app)),
         minSize: 1,
         timeout: "1 second",
         check: ConnectionPool.checkConnection
@@ -159,17 +180,18 @@ layer(TestDatabase.layer, { excludeTestServices: true })("reconnecting (T48, F4 
       expect(outcome.ms).toBeLessThan(1300)
       yield* proxy.start
       expect((yield* pool.use((conn) => conn.execute("SELECT 1"), { timeout: "10 seconds" })).rows).toEqual([[1]])
+      yield* auditPool(pool, url, app)
     }))))
 })
 
 layer(TestDatabase.layer, { excludeTestServices: true })("half-open connections (F6, F17)", (it) => {
   it.effect("F6: a check stuck on a half-open connection does not hold the client past its deadline", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f6_check", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
       const proxy = yield* makeProxy(url)
       const pool = yield* ConnectionPool.make({
         ...fastGiveUp,
-        conninfo: proxy.via(url),
+        conninfo: proxy.via(withApp(url, app)),
         minSize: 1,
         maxSize: 1,
         check: ConnectionPool.checkConnection
@@ -179,16 +201,19 @@ layer(TestDatabase.layer, { excludeTestServices: true })("half-open connections 
       const outcome = yield* timed(pool.use(() => Effect.void, { timeout: "400 millis" }))
       expect(failureOf(outcome.exit)).toMatchObject({ _tag: "PoolTimeout" })
       expect(outcome.ms).toBeLessThan(700)
+      // the network comes back: the pool serves again through the healthy path
       yield* proxy.stop
+      yield* proxy.start
+      yield* auditPool(pool, url, app)
     }))))
 
   it.effect("F6: a health check stuck on a half-open connection does not block acquisition; interrupting a waiter works", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f6_health", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
       const proxy = yield* makeProxy(url)
       const pool = yield* ConnectionPool.make({
         ...fastGiveUp,
-        conninfo: proxy.via(url),
+        conninfo: proxy.via(withApp(url, app)),
         minSize: 1,
         maxSize: 1,
         healthCheck: { interval: "50 millis", timeout: "10 seconds" }
@@ -205,17 +230,19 @@ layer(TestDatabase.layer, { excludeTestServices: true })("half-open connections 
       expect(interrupted.ms).toBeLessThan(200)
       expect((yield* pool.stats).requests_waiting).toBe(0)
       yield* proxy.stop
+      yield* proxy.start
+      yield* auditPool(pool, url, app)
     }))))
 
   it.effect("a rollback that cannot complete (half-open) discards the connection: warnings INTRANS, rollback failed, BAD (T42)", () =>
-    audited(Effect.gen(function*() {
+    scenario("f17_half_open", (app) => Effect.gen(function*() {
       const logs = captureLogs()
       const url = yield* TestDatabase.url
       yield* logs.provide(Effect.gen(function*() {
         const proxy = yield* makeProxy(url)
         const pool = yield* ConnectionPool.make({
           ...fastGiveUp,
-          conninfo: proxy.via(url),
+          conninfo: proxy.via(withApp(url, app)),
           minSize: 1,
           name: "failrollback",
           cleanupTimeout: "300 millis",
@@ -237,6 +264,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("half-open connections 
             return pid(conn)
           }), { timeout: "5 seconds" })
         expect(second).not.toBe(first)
+        yield* auditPool(pool, url, app)
       }))
       const warnings = logs.warnings("failrollback").map((r) => r.message)
       expect(warnings.slice(0, 3).map((w) => w.split(":")[0])).toEqual([
@@ -256,68 +284,78 @@ if (primaryTarget()) {
     it.live("fast restart under 50 concurrent clients: typed errors only, nothing hangs past its timeout, back to min_size", () =>
       Effect.gen(function*() {
         const server = yield* throwawayServer()
-        const pool = yield* quiet(ConnectionPool.make({ conninfo: server.url, minSize: 4, maxSize: 8, timeout: "2 seconds", name: "restart" }))
-        yield* quiet(pool.wait("5 seconds"))
-        const durations: Array<number> = []
-        const errors: Array<unknown> = []
-        let ok = 0
-        const deadline = Date.now() + 5000
-        const client = Effect.gen(function*() {
-          while (Date.now() < deadline) {
-            const result = yield* timed(pool.use((conn) => conn.execute("SELECT 1, pg_sleep(0.01)")))
-            durations.push(result.ms)
-            if (Exit.isSuccess(result.exit)) ok++
-            else {
-              errors.push(Cause.squash(result.exit.cause))
-              yield* Effect.sleep("20 millis")
+        const app = appName("f4_restart_fast")
+        yield* Effect.gen(function*() {
+          const pool = yield* quiet(ConnectionPool.make({ conninfo: withApp(server.url, app), minSize: 4, maxSize: 8, timeout: "2 seconds", name: "restart" }))
+          yield* quiet(pool.wait("5 seconds"))
+          const durations: Array<number> = []
+          const errors: Array<unknown> = []
+          let ok = 0
+          const deadline = Date.now() + 5000
+          const client = Effect.gen(function*() {
+            while (Date.now() < deadline) {
+              const result = yield* timed(pool.use((conn) => conn.execute("SELECT 1, pg_sleep(0.01)")))
+              durations.push(result.ms)
+              if (Exit.isSuccess(result.exit)) ok++
+              else {
+                errors.push(Cause.squash(result.exit.cause))
+                yield* Effect.sleep("20 millis")
+              }
             }
-          }
-        })
-        const load = yield* Effect.forkChild(quiet(Effect.forEach(Array.from({ length: 50 }, (_, i) => i), () => client, { concurrency: "unbounded" })))
-        yield* Effect.sleep("700 millis")
-        yield* server.restart
-        yield* Fiber.join(load)
-        expect(ok).toBeGreaterThan(50)
-        expect(errors.length).toBeGreaterThan(0)
-        expect(errors.filter((e) => !isTyped(e))).toEqual([])
-        expect(Math.max(...durations)).toBeLessThan(2000 + 1000)
-        yield* quiet(pool.wait("10 seconds"))
-        const stats = yield* pool.stats
-        // Grown under load (max 8), so at least min_size, all idle and working.
-        expect(stats.pool_available).toBeGreaterThanOrEqual(4)
-        expect(stats.pool_available).toBe(stats.pool_size)
-        expect((yield* pool.use((conn) => conn.execute("SELECT 1"))).rows).toEqual([[1]])
+          })
+          const load = yield* Effect.forkChild(quiet(Effect.forEach(Array.from({ length: 50 }, (_, i) => i), () => client, { concurrency: "unbounded" })))
+          yield* Effect.sleep("700 millis")
+          yield* server.restart
+          yield* Fiber.join(load)
+          expect(ok).toBeGreaterThan(50)
+          expect(errors.length).toBeGreaterThan(0)
+          expect(errors.filter((e) => !isTyped(e))).toEqual([])
+          expect(Math.max(...durations)).toBeLessThan(2000 + 1000)
+          yield* quiet(pool.wait("10 seconds"))
+          const stats = yield* pool.stats
+          // Grown under load (max 8), so at least min_size, all idle and working.
+          expect(stats.pool_available).toBeGreaterThanOrEqual(4)
+          expect(stats.pool_available).toBe(stats.pool_size)
+          expect((yield* pool.use((conn) => conn.execute("SELECT 1"))).rows).toEqual([[1]])
+          yield* quiet(auditPool(pool, server.url, app))
+        }).pipe(Effect.scoped)
+        yield* leakAudit(server.url, app)
       }).pipe(Effect.scoped), 60_000)
 
     it.live("immediate shutdown: reconnect_failed fires while the server stays down; throughput recovers after start", () =>
       Effect.gen(function*() {
         const server = yield* throwawayServer()
-        let failed = 0
-        const pool = yield* quiet(ConnectionPool.make({
-          conninfo: server.url,
-          minSize: 2,
-          timeout: "500 millis",
-          reconnectTimeout: "1 second",
-          reconnectFailed: () => {
-            failed++
+        const app = appName("f4_restart_immediate")
+        yield* Effect.gen(function*() {
+          let failed = 0
+          const pool = yield* quiet(ConnectionPool.make({
+            conninfo: withApp(server.url, app),
+            minSize: 2,
+            timeout: "500 millis",
+            reconnectTimeout: "1 second",
+            reconnectFailed: () => {
+              failed++
+            }
+          }))
+          yield* quiet(pool.wait("5 seconds"))
+          yield* server.kill()
+          const during = yield* Effect.forEach([0, 1, 2, 3], () =>
+            timed(quiet(pool.use((conn) => conn.execute("SELECT 1")))), { concurrency: "unbounded" })
+          for (const r of during) {
+            expect(Exit.isFailure(r.exit)).toBe(true)
+            expect(isTyped(failureOf(r.exit))).toBe(true)
+            expect(r.ms).toBeLessThan(1500)
           }
-        }))
-        yield* quiet(pool.wait("5 seconds"))
-        yield* server.kill()
-        const during = yield* Effect.forEach([0, 1, 2, 3], () =>
-          timed(quiet(pool.use((conn) => conn.execute("SELECT 1")))), { concurrency: "unbounded" })
-        for (const r of during) {
-          expect(Exit.isFailure(r.exit)).toBe(true)
-          expect(isTyped(failureOf(r.exit))).toBe(true)
-          expect(r.ms).toBeLessThan(1500)
-        }
-        expect(yield* eventually(Effect.sync(() => failed >= 1), 4000)).toBe(true)
-        yield* server.start
-        const after = yield* quiet(pool.use((conn) => conn.execute("SELECT 1"), { timeout: "5 seconds" }))
-        expect(after.rows).toEqual([[1]])
-        yield* quiet(pool.check)
-        yield* quiet(pool.wait("10 seconds"))
-        expect((yield* pool.stats).pool_available).toBe(2)
+          expect(yield* eventually(Effect.sync(() => failed >= 1), 4000)).toBe(true)
+          yield* server.start
+          const after = yield* quiet(pool.use((conn) => conn.execute("SELECT 1"), { timeout: "5 seconds" }))
+          expect(after.rows).toEqual([[1]])
+          yield* quiet(pool.check)
+          yield* quiet(pool.wait("10 seconds"))
+          expect((yield* pool.stats).pool_available).toBe(2)
+          yield* quiet(auditPool(pool, server.url, app))
+        }).pipe(Effect.scoped)
+        yield* leakAudit(server.url, app)
       }).pipe(Effect.scoped), 60_000)
   })
 }

@@ -1,8 +1,9 @@
 /**
  * Test helpers for the pool suites: an observer session for
  * `pg_stat_activity`, the after-test audit (no session of the test database
- * left busy or `idle in transaction`), a log capture, and a TCP proxy that
- * can stop, start and blackhole (psycopg's `proxy` fixture).
+ * left busy or `idle in transaction`), the leak audit of the fault scenarios
+ * (reliability.md A.4: `scenario` and `auditPool`), a log capture, and a TCP
+ * proxy that can stop, start and blackhole (psycopg's `proxy` fixture).
  */
 import { Connection } from "@pgfx/core"
 import { Cause, Effect, Exit, Logger, References } from "effect"
@@ -10,6 +11,10 @@ import type { Scope } from "effect"
 import * as net from "node:net"
 import { expect } from "vitest"
 import { TestDatabase } from "../../../test/harness.ts"
+import { admin, appName, leakAudit, withApp } from "../../core/test/reliability/support.ts"
+import type { ConnectionPool } from "../src/index.ts"
+
+export { appName, leakAudit, withApp }
 
 /** A captured log line. */
 export interface LogRecord {
@@ -214,3 +219,74 @@ export const pid = (conn: Connection.Connection<unknown>) => conn.info.backendPi
 
 /** The squashed failure of an exit, or `undefined` when it succeeded. */
 export const failureOf = <A, E>(exit: Exit.Exit<A, E>) => Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+
+/**
+ * The pool half of the leak audit (reliability.md A.4), run while `pool` is
+ * still open. The pool settles (within `withinMs`: sessions still ending,
+ * replacements still connecting): nobody waits, `pool_size = pool_available`
+ * (no lease outstanding, nothing being made: idle + in use = idle + 0) and the
+ * server shows exactly `pool_size` sessions of `app`, all `idle`. Then every
+ * pooled connection is borrowed at once (so none is secretly lent out) and
+ * must be IDLE with no cursor and no LISTEN left, a `SELECT 1` through the
+ * pool answers, and the pool settles again. Returns the final stats.
+ *
+ * The same checks as the cross-package runs' `auditPool`
+ * (`test/reliability/support.ts`), except that the final state is awaited,
+ * not sampled once: a pool with a short `maxLifetime` replaces the
+ * connections the audit itself borrowed.
+ */
+export const auditPool = (pool: ConnectionPool.ConnectionPool, url: string, app: string, withinMs = 10_000) =>
+  Effect.scoped(Effect.gen(function*() {
+    const watcher = yield* admin(url)
+    const settled = (when: string) =>
+      Effect.gen(function*() {
+        const deadline = Date.now() + withinMs
+        while (true) {
+          const stats = yield* pool.stats
+          const backends = (yield* watcher.sessions(app)).map(([pid, state, query]) => ({ pid, state, query }))
+          if (
+            stats.requests_waiting === 0 && stats.pool_size === stats.pool_available &&
+            backends.length === stats.pool_size && backends.every((b) => b.state === "idle")
+          ) return stats
+          if (Date.now() > deadline) {
+            return expect.fail(`pool '${pool.name}' did not settle ${when}: stats=${JSON.stringify(stats)} backends of ${app}=${JSON.stringify(backends)}`)
+          }
+          yield* Effect.sleep("25 millis")
+        }
+      })
+    const before = yield* settled("before the audit")
+    const pooled = yield* Effect.scoped(Effect.forEach(
+      Array.from({ length: before.pool_size }, (_, i) => i),
+      () =>
+        Effect.flatMap(pool.connectionWith({ timeout: "5 seconds" }), (conn) =>
+          Effect.map(
+            conn.execute("SELECT (SELECT count(*)::int FROM pg_cursors), (SELECT count(*)::int FROM pg_listening_channels())"),
+            (result) => ({ pid: conn.info.backendPid, status: conn.info.transactionStatus, cursorsAndChannels: result.rows[0] })
+          )),
+      { concurrency: "unbounded" }
+    ))
+    for (const session of pooled) {
+      expect(session, `pooled session ${session.pid}`).toMatchObject({ status: "IDLE", cursorsAndChannels: [0, 0] })
+    }
+    expect(new Set(pooled.map((s) => s.pid)).size, "distinct pooled sessions").toBe(before.pool_size)
+    expect((yield* pool.use((conn) => conn.execute("SELECT 1"), { timeout: "10 seconds" })).rows).toEqual([[1]])
+    return yield* settled("after the audit")
+  }))
+
+/**
+ * A fault scenario of reliability.md A.4 on the test database, ending with
+ * the whole leak audit. `body` gets a fresh `application_name` to tag its
+ * conninfo with (`withApp(url, app)`) and ends with `auditPool` on its pool
+ * while the pool is open; once its scope (and so the pool) is closed, no
+ * session of the database is busy or `idle in transaction`, no session of
+ * `app` is left at all, and a fresh connection answers `SELECT 1`.
+ */
+export const scenario = <A, E, R>(label: string, body: (app: string) => Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const url = yield* TestDatabase.url
+    const app = appName(label)
+    const result = yield* Effect.scoped(body(app))
+    yield* auditSessions(url)
+    yield* leakAudit(url, app)
+    return result
+  })

@@ -10,7 +10,20 @@ import { Cause, Deferred, Effect, Exit, Fiber } from "effect"
 import { ConnectionPool } from "../src/index.ts"
 import { jitter } from "../src/internal/backoff.ts"
 import { TestDatabase } from "../../../test/harness.ts"
-import { audited, captureLogs, eventually, failureOf, observe, pid, quiet, sessions, timed } from "./helpers.ts"
+import {
+  audited,
+  auditPool,
+  captureLogs,
+  eventually,
+  failureOf,
+  observe,
+  pid,
+  quiet,
+  scenario,
+  sessions,
+  timed,
+  withApp
+} from "./helpers.ts"
 
 const terminate = (url: string, target: number) =>
   Effect.scoped(Effect.flatMap(observe(url), (o) => o.execute("SELECT pg_terminate_backend($1)", [target])))
@@ -155,11 +168,16 @@ layer(TestDatabase.layer, { excludeTestServices: true })("statistics (T43)", (it
 
 layer(TestDatabase.layer, { excludeTestServices: true })("check, configure, reset, drain (T49, T50, T47, F1)", (it) => {
   it.effect("with check, a backend killed while idle is never served; no warnings; connections_lost 1 (T49)", () =>
-    audited(Effect.gen(function*() {
+    scenario("f1_check", (app) => Effect.gen(function*() {
       const logs = captureLogs()
       const url = yield* TestDatabase.url
       yield* logs.provide(Effect.gen(function*() {
-        const pool = yield* ConnectionPool.make({ conninfo: url, minSize: 2, check: ConnectionPool.checkConnection, name: "checked" })
+        const pool = yield* ConnectionPool.make({
+          conninfo: withApp(url, app),
+          minSize: 2,
+          check: ConnectionPool.checkConnection,
+          name: "checked"
+        })
         yield* pool.wait()
         const [pid1, pid2] = yield* Effect.scoped(Effect.gen(function*() {
           const a = yield* pool.connection
@@ -179,14 +197,15 @@ layer(TestDatabase.layer, { excludeTestServices: true })("check, configure, rese
         expect(pids).toContain(pid1)
         expect(pids).not.toContain(pid2)
         expect((yield* pool.stats).connections_lost).toBe(1)
+        yield* auditPool(pool, url, app)
       }))
       expect(logs.warnings("checked")).toEqual([])
     })))
 
   it.effect("F1: without check, a backend killed while idle is detected from its socket and replaced, not served", () =>
-    audited(quiet(Effect.gen(function*() {
+    scenario("f1", (app) => quiet(Effect.gen(function*() {
       const url = yield* TestDatabase.url
-      const pool = yield* ConnectionPool.make({ conninfo: url, minSize: 2 })
+      const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 2 })
       yield* pool.wait()
       const victim = yield* pool.use((conn) => Effect.succeed(pid(conn)))
       yield* terminate(url, victim)
@@ -202,6 +221,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("check, configure, rese
       expect((yield* pool.stats).connections_lost).toBe(1)
       yield* pool.wait()
       expect((yield* pool.stats).pool_available).toBe(2)
+      yield* auditPool(pool, url, app)
     }))))
 
   it.effect("check() replaces a connection closed behind the pool's back and keeps the others (T49)", () =>
@@ -362,8 +382,9 @@ layer(TestDatabase.layer, { excludeTestServices: true })("check, configure, rese
     }))))
 
   it.effect("max_lifetime retires connections when they come back, never while checked out (T49, F26)", () =>
-    audited(quiet(Effect.gen(function*() {
-      const pool = yield* ConnectionPool.make({ conninfo: yield* TestDatabase.url, minSize: 1, maxLifetime: "200 millis" })
+    scenario("f26", (app) => quiet(Effect.gen(function*() {
+      const url = yield* TestDatabase.url
+      const pool = yield* ConnectionPool.make({ conninfo: withApp(url, `${app}_short`), minSize: 1, maxLifetime: "200 millis" })
       yield* Effect.sleep("100 millis")
       const pids: Array<number> = []
       for (let i = 0; i < 5; i++) {
@@ -373,7 +394,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("check, configure, rese
       expect(pids[0]).toBe(pids[1])
       expect(pids[4]).not.toBe(pids[0])
       // F26: long transactions outlive max_lifetime untouched.
-      const long = yield* ConnectionPool.make({ conninfo: yield* TestDatabase.url, minSize: 4, maxLifetime: "300 millis" })
+      const long = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 4, maxLifetime: "300 millis" })
       yield* long.use((conn) => conn.execute("CREATE TABLE f26 (x int)"))
       yield* Effect.forEach(Array.from({ length: 12 }, (_, i) => i), (i) =>
         long.use((conn) =>
@@ -385,6 +406,8 @@ layer(TestDatabase.layer, { excludeTestServices: true })("check, configure, rese
         ), { concurrency: 6 })
       expect((yield* long.use((conn) => conn.execute("SELECT count(*)::int FROM f26"))).rows).toEqual([[24]])
       expect((yield* long.stats).returns_bad ?? 0).toBe(0)
+      yield* auditPool(pool, url, `${app}_short`)
+      yield* auditPool(long, url, app)
     }))))
 
   it.effect("check() replaces expired idle connections (T49)", () =>
@@ -409,13 +432,13 @@ layer(TestDatabase.layer, { excludeTestServices: true })("check, configure, rese
 
 layer(TestDatabase.layer, { excludeTestServices: true })("health check and leak detection (F25)", (it) => {
   it.effect("the health-check fiber replaces a dead idle connection without any client asking, and stops with the pool", () =>
-    audited(Effect.gen(function*() {
+    scenario("f25_health", (app) => Effect.gen(function*() {
       const logs = captureLogs()
       const url = yield* TestDatabase.url
       yield* logs.provide(Effect.gen(function*() {
         const pool = yield* Effect.scoped(Effect.gen(function*() {
           const pool = yield* ConnectionPool.make({
-            conninfo: url,
+            conninfo: withApp(url, app),
             minSize: 2,
             name: "health",
             healthCheck: { interval: "100 millis", timeout: "500 millis" }
@@ -426,6 +449,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("health check and leak 
           expect(yield* eventually(Effect.map(pool.stats, (s) => s.connections_lost === 1 && s.pool_available === 2 && s.connections_num === 3))).toBe(true)
           const pids = yield* Effect.scoped(Effect.forEach([0, 1], () => Effect.map(pool.connection, pid)))
           expect(pids).not.toContain(victim)
+          yield* auditPool(pool, url, app)
           return pool
         }))
         expect(pool.closed).toBe(true)
@@ -437,11 +461,12 @@ layer(TestDatabase.layer, { excludeTestServices: true })("health check and leak 
     })))
 
   it.effect("warns about a connection held past leakDetectionThreshold, naming the borrower's span, and notes its return", () =>
-    audited(Effect.gen(function*() {
+    scenario("f25_leak", (app) => Effect.gen(function*() {
       const logs = captureLogs()
+      const url = yield* TestDatabase.url
       yield* logs.provide(Effect.gen(function*() {
         const pool = yield* ConnectionPool.make({
-          conninfo: yield* TestDatabase.url,
+          conninfo: withApp(url, app),
           minSize: 1,
           name: "leaky",
           leakDetectionThreshold: "100 millis"
@@ -449,6 +474,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("health check and leak 
         yield* pool.use(() => Effect.sleep("30 millis"))
         expect(logs.warnings("leaky")).toEqual([])
         yield* pool.use(() => Effect.sleep("400 millis")).pipe(Effect.withSpan("leaky-handler"))
+        yield* auditPool(pool, url, app)
       }))
       const warning = logs.warnings("leaky")
       expect(warning.length).toBe(1)

@@ -183,7 +183,8 @@ export class Wire {
     if (this.closed) return
     this.socket.end(PgProtocol.encodeTerminate())
     this.fail(
-      new ConnectionError({ reason: "NotOpen", message: "the connection is closed", address: this.address })
+      new ConnectionError({ reason: "NotOpen", message: "the connection is closed", address: this.address }),
+      true
     )
   }
 
@@ -266,15 +267,15 @@ export class Wire {
     })
   }
 
-  private fail(error: ConnectionError | ProtocolError): void {
+  /** `afterTerminate`: let the Terminate flush before the socket goes (never lingering past 1 s). */
+  private fail(error: ConnectionError | ProtocolError, afterTerminate = false): void {
     if (this.closed) return
     this.closed = true
     this.closeError = error
     const pending = this.queue.slice(this.head)
     this.queue.length = 0
     this.head = 0
-    if (error._tag === "ConnectionError" && error.reason === "NotOpen") {
-      // Closed by us after Terminate: let the bytes flush, but never linger.
+    if (afterTerminate) {
       setTimeout(() => this.socket.destroy(), 1000).unref()
     } else {
       this.socket.destroy()

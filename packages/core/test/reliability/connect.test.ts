@@ -1,13 +1,23 @@
 /**
  * Connect faults and host-list failover (reliability.md F8a, F8b, F9). The refused port and the
  * silent listener need no server (one project only); failover goes to the project's server.
+ *
+ * The leak audit: where a server is involved, core's `leakAudit` on the test's application_name;
+ * where there is none, no socket is left open to the silent listeners (`noSocketLeft`).
  */
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Fiber, Redacted } from "effect"
 import { Connection, PgConfig } from "../../src/index.ts"
 import { primaryTarget, TestDatabase } from "../../../../test/harness.ts"
 import * as FaultProxy from "../../../../test/faults/proxy.ts"
-import { appName, interruptedOnly, leakAudit, withApp } from "./support.ts"
+import { appName, eventually, interruptedOnly, leakAudit, withApp } from "./support.ts"
+
+/** The client-side half of the audit when there is no server: every socket it opened to the listeners is closed. */
+const noSocketLeft = (...listeners: ReadonlyArray<{ readonly open: () => number }>) =>
+  eventually(
+    Effect.sync(() => listeners.every((l) => l.open() === 0)),
+    "the client to close its sockets to the silent listeners"
+  )
 
 const quote = (password: Redacted.Redacted<string>) => Redacted.value(password).replace(/[\\']/g, (c) => `\\${c}`)
 
@@ -41,6 +51,7 @@ if (primaryTarget()) {
         expect(elapsed).toBeGreaterThanOrEqual(1900)
         expect(elapsed).toBeLessThan(2500)
         expect(silent.accepted()).toBe(1)
+        yield* noSocketLeft(silent)
       }).pipe(Effect.scoped))
 
     it.live("F8b: the same with sslmode=prefer (stuck waiting for the SSLRequest answer)", () =>
@@ -52,6 +63,7 @@ if (primaryTarget()) {
         )
         expect(error._tag).toBe("ConnectionError")
         expect(performance.now() - started).toBeLessThan(2500)
+        yield* noSocketLeft(silent)
       }).pipe(Effect.scoped))
 
     it.live("F9: an interrupt between attempts stops the remaining ones at once", () =>
@@ -71,6 +83,7 @@ if (primaryTarget()) {
         expect(performance.now() - started).toBeLessThan(100)
         yield* Effect.sleep("300 millis")
         expect(third.accepted()).toBe(0)
+        yield* noSocketLeft(first, second, third)
       }).pipe(Effect.scoped))
   })
 }
@@ -95,6 +108,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("host list failover (F9
         expect(conn.info.port).toBe(real.hosts[0].port)
         expect((yield* conn.execute("SELECT 1")).rows).toEqual([[1]])
       }).pipe(Effect.scoped)
+      yield* noSocketLeft(silent)
       yield* leakAudit(url, app)
     }))
 
@@ -133,6 +147,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("host list failover (F9
         const conn = yield* Connection.connect(conninfo)
         expect(conn.info.port).toBe(port)
       }).pipe(Effect.scoped)
+      yield* noSocketLeft(silent)
       yield* leakAudit(url, app)
     }))
 })

@@ -6,9 +6,10 @@
 import { expect, layer } from "@effect/vitest"
 import { PgSql } from "@pgfx/core"
 import { ConnectionPool } from "@pgfx/pool"
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, Stream } from "effect"
 import { Copy } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
+import { auditPool, eventually, scenario as poolScenario, withApp } from "../../pool/test/helpers.ts"
 import { connect, expectNoIdleInTransaction } from "./helpers.ts"
 
 layer(TestDatabase.layer, { excludeTestServices: true })("COPY with transactions, pools and SqlClient", (it) => {
@@ -66,6 +67,42 @@ layer(TestDatabase.layer, { excludeTestServices: true })("COPY with transactions
       const count = yield* pool.use((conn) => conn.execute("SELECT count(*)::int FROM pooled"))
       expect(count.rows).toEqual([[10_000]])
     }))
+
+  it.effect("F17(c) a pooled connection returned with its COPY TO half read is closed and replaced; the COPY stops", () =>
+    poolScenario("f17c_copy", (app) =>
+      Effect.gen(function*() {
+        const url = yield* TestDatabase.url
+        const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 1, maxSize: 1, name: "f17c" })
+        const copying = yield* Deferred.make<void>()
+        const first = yield* pool.use((conn) =>
+          Effect.gen(function*() {
+            // a reader that outlives the block keeps the COPY running when the lease ends
+            yield* Effect.forkDetach(Effect.ignore(
+              // generate_series in the select list streams (in FROM it would be materialised first)
+              Copy.toBytes(conn, "COPY (SELECT generate_series(1, 100000000)) TO STDOUT").pipe(
+                Stream.tap(() => Effect.andThen(Deferred.succeed(copying, undefined), Effect.sleep("5 millis"))),
+                Stream.runDrain
+              )
+            ))
+            yield* Deferred.await(copying)
+            expect(conn.info.transactionStatus).toBe("ACTIVE")
+            return conn.info.backendPid
+          })
+        )
+        const second = yield* pool.use((conn) =>
+          Effect.map(conn.execute("SELECT pg_backend_pid()"), (result) => [result.rows[0][0], conn.info.transactionStatus])
+        )
+        expect(second[0]).not.toBe(first)
+        expect(second[1]).toBe("IDLE")
+        expect((yield* pool.stats).returns_bad).toBe(1)
+        // the half-read COPY's backend is gone, not streaming on
+        const observer = yield* connect
+        yield* eventually(
+          Effect.map(observer.execute("SELECT count(*)::int FROM pg_stat_activity WHERE pid = $1", [first]), (r) => r.rows[0][0] === 0),
+          5000
+        )
+        yield* auditPool(pool, url, app)
+      })))
 
   it.effect("through the SqlClient layer's connection, in and out of withTransaction", () =>
     Effect.gen(function*() {

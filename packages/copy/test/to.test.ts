@@ -5,6 +5,8 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Stream } from "effect"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
 import { Copy } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
 import {
@@ -213,6 +215,36 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Copy.to", (it) => {
       expect(waitEvent).toBe("ClientWrite")
       // Rows buffered for the consumer stay near the high-water mark (16k) plus one socket read.
       expect(largestBatch).toBeLessThan(20_000)
+    })))
+
+  it.effect("F20 a consumer sleeping 1 ms per batch: 600k rows (~125 MB) pass with live memory growth under 64 MiB", () =>
+    scenario("f20_memory", (connect) => Effect.gen(function*() {
+      const conn = yield* connect
+      // live memory (after a full GC), not RSS: RSS also counts garbage the allocator has not returned
+      v8.setFlagsFromString("--expose-gc")
+      const gc = vm.runInNewContext("gc") as () => void
+      const live = () => {
+        gc()
+        const usage = process.memoryUsage()
+        return usage.heapUsed + usage.arrayBuffers
+      }
+      const baseline = live()
+      let peak = baseline
+      let seen = 0
+      let batches = 0
+      yield* Stream.runForEachArray(
+        Copy.toBytes(conn, "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 600000) g) TO STDOUT"),
+        (chunks) =>
+          Effect.gen(function*() {
+            for (const chunk of chunks) seen += chunk.length
+            if (++batches % 25 === 0) peak = Math.max(peak, live())
+            yield* Effect.sleep("1 millis")
+          })
+      )
+      console.log(`[F20] ${(seen / 1e6).toFixed(0)} MB through a slow consumer; live memory growth ${((peak - baseline) / 1048576).toFixed(1)} MiB`)
+      expect(seen).toBeGreaterThan(120_000_000)
+      // without backpressure the result would pile up in memory (the server sends far faster than 1 batch/ms)
+      expect(peak - baseline).toBeLessThan(64 * 1024 * 1024)
     })))
 
   it.effect("CSV with header, delimiter, quote and null options, typed and untyped", () =>

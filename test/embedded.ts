@@ -17,6 +17,8 @@ export type EmbeddedServer = Embedded.EmbeddedServer
 
 /** Start an embedded server; it is stopped and deleted when the scope closes. */
 export const embeddedServer = Embedded.embeddedServer
+/** A hot standby of an embedded server (a copy of its data directory), removed with the scope. */
+export const standbyOf = Embedded.standbyOf
 /** Start an embedded server without a scope: the caller must run `remove`. */
 export const makeEmbeddedServer = Embedded.makeEmbeddedServer
 /** `DATABASE_URL` when set, otherwise the URL of a fresh embedded server that lives as long as the scope. */

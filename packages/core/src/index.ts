@@ -14,6 +14,9 @@ export * as PgError from "./PgError.ts"
 /** A connection as a scoped resource: connect, execute, cancel, close. @since 0.1.0 */
 export * as Connection from "./Connection.ts"
 
+/** How host names become addresses at connect time (overridable; no cache). @since 0.1.0 */
+export * as HostResolver from "./HostResolver.ts"
+
 /** Client and server-side cursors. @since 0.1.0 */
 export * as Cursor from "./Cursor.ts"
 

@@ -288,8 +288,8 @@ export type ConnectionCallback<R = RowFactory.Tuple> = (
 /**
  * Options of {@link make}, after psycopg_pool's constructor; durations are
  * Effect durations (`"30 seconds"`, a bare number is milliseconds). Options
- * of `Connection.connect` (`prepareThreshold`, `cancelTimeout`, …) apply to
- * every connection.
+ * of `Connection.connect` (`prepareThreshold`, `cancelTimeout`, `pgbouncer`,
+ * …) apply to every connection.
  *
  * @example
  * ```ts
@@ -300,14 +300,18 @@ export type ConnectionCallback<R = RowFactory.Tuple> = (
  *   timeout: "5 seconds",
  *   maxWaiting: 100,
  *   check: ConnectionPool.checkConnection,
- *   prepareThreshold: null // behind PgBouncer in transaction mode
+ *   pgbouncer: true // behind PgBouncer in transaction mode
  * }
  * ```
  *
  * @since 0.1.0
  */
 export interface Options<R = RowFactory.Tuple> extends Connection.ConnectOptions<R> {
-  /** Where to connect (default `""`: libpq defaults and `PG*` variables). */
+  /**
+   * Where to connect (default `""`: libpq defaults and `PG*` variables). Host names are
+   * resolved at every connection attempt with the `HostResolver` in force where the pool is
+   * made (for its background reconnections too), so a DNS change reaches new connections.
+   */
   readonly conninfo?: Conninfo | undefined
   /** Connections kept open (default 4; 0 for a null pool). */
   readonly minSize?: number | undefined

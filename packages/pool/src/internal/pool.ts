@@ -11,11 +11,11 @@
  * `FiberSet` owned by the pool: closing the pool interrupts them, and every
  * failure in them becomes a log line and a statistic, never a crash.
  */
-import { Connection, PgError } from "@pgfx/core"
+import { Connection, HostResolver, PgError } from "@pgfx/core"
 import type { PgConfig } from "@pgfx/core"
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -147,6 +147,8 @@ export class PoolState {
   private disposed = false
   /** The service handed to `reconnectFailed`; set by the constructor's caller. */
   handle: ConnectionPool<unknown> | undefined
+  /** Host names are resolved with the resolver in force where the pool was made. */
+  private readonly resolver: HostResolver.HostResolver
 
   constructor(
     readonly settings: PoolSettings,
@@ -166,6 +168,7 @@ export class PoolState {
       captureStackTrace: false
     }
     this.unregisterMetrics = registerMetrics(context, settings.name, () => this.gauges(), this.counters)
+    this.resolver = Context.get(context, HostResolver.HostResolver)
   }
 
   // ---------------------------------------------------------------------------
@@ -283,7 +286,9 @@ export class PoolState {
         this.counters.add("connections_num")
         const scope = Scope.makeUnsafe()
         const started = this.now()
+        // the resolver of the pool's own context, also when a null pool connects in a client's fiber
         const open = Effect.flatMap(settings.conninfo, (conninfo) => Connection.connect(conninfo, settings.connectOptions))
+          .pipe(Effect.provideService(HostResolver.HostResolver, this.resolver))
         return Effect.gen(function*() {
           const opened = yield* Effect.exit(restore(detachable(Scope.provide(open, scope), Scope.close(scope, Exit.void))))
           if (Exit.isFailure(opened)) {

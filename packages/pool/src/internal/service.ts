@@ -2,8 +2,7 @@
  * From public options to a running pool and its service object; shared by
  * `ConnectionPool` and `NullConnectionPool`.
  */
-import { PgConfig } from "@pgfx/core"
-import type { Connection } from "@pgfx/core"
+import { Connection, PgConfig } from "@pgfx/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -81,6 +80,8 @@ const resolveSettings = <R>(
     } else {
       const settings = source as Connection.ConnectionSettings
       const resolved = isResolved(settings) ? settings : yield* PgConfig.make(settings)
+      // A setting `connect` would refuse fails `make`, not every reconnection.
+      yield* Connection.checkSettings(resolved, options)
       conninfo = Effect.succeed(resolved)
     }
     const level: LogLevel.LogLevel = options.checkoutLogLevel ?? "Debug"

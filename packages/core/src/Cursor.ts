@@ -399,7 +399,7 @@ export const declare = <R0, R = R0>(
     const hold = options?.withHold ? " WITH HOLD" : ""
     yield* Effect.addFinalizer((exit) => {
       if (conn.closed) return Effect.void
-      const close = options?.withHold ? Effect.void : conn.execute(`CLOSE ${quoted}`) // TEMPORARY BREAK (storm check)
+      const close = conn.execute(`CLOSE ${quoted}`)
       const end = began ? conn.execute(exit._tag === "Success" ? "COMMIT" : "ROLLBACK") : Effect.void
       // In an aborted transaction CLOSE fails; the ROLLBACK still ends it.
       // Bounded: finalizers are uninterruptible (a half-open connection).

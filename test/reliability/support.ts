@@ -6,10 +6,9 @@
  * with each other and with the server, no lease is outstanding, every pooled session is IDLE
  * with no cursor or LISTEN left, and `SELECT 1` through the pool works.
  */
-import { Connection, PgError } from "@pgfx/core"
-import { type ConnectionPool, PoolError } from "@pgfx/pool"
+import { PgError } from "@pgfx/core"
+import { PoolError } from "@pgfx/pool"
 import { Cause, Effect, Exit, Logger, References } from "effect"
-import { expect } from "vitest"
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed with its seed. */
 export const makeRandom = (seed: number) => {
@@ -151,68 +150,5 @@ export const logCounter = () => {
   }
 }
 
-/** Backends of `app` on the server: pid and state. */
-export const backendsOf = (observer: Connection.Connection, app: string) =>
-  Effect.map(
-    observer.execute(
-      "SELECT pid, state FROM pg_stat_activity WHERE application_name = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
-      [app]
-    ),
-    (result) => result.rows.map((row) => ({ pid: row[0] as number, state: row[1] as string | null }))
-  )
-
-/**
- * The pool half of the leak audit. Within `withinMs` (sessions still ending, replacements still
- * connecting): nobody waits, `pool_size = pool_available` (no connection in use or being made),
- * `leases()` is 0 and the server shows exactly `pool_size` sessions of `app`, all `idle`. Then
- * every pooled connection is borrowed at once and must be IDLE with no cursor and no LISTEN left,
- * and `SELECT 1` through the pool answers. Returns the final stats.
- */
-export const auditPool = (
-  pool: ConnectionPool.ConnectionPool,
-  observer: Connection.Connection,
-  app: string,
-  options: { readonly leases: () => number; readonly withinMs?: number | undefined }
-) =>
-  Effect.gen(function*() {
-    const deadline = performance.now() + (options.withinMs ?? 10_000)
-    let last = ""
-    while (true) {
-      const stats = yield* pool.stats
-      const backends = yield* backendsOf(observer, app)
-      const settled = stats.requests_waiting === 0 && stats.pool_size === stats.pool_available &&
-        options.leases() === 0 && backends.length === stats.pool_size && backends.every((b) => b.state === "idle")
-      last = `stats=${JSON.stringify(stats)} leases=${options.leases()} backends=${JSON.stringify(backends)}`
-      if (settled) break
-      if (performance.now() > deadline) {
-        expect.fail(`pool did not settle: ${last}`)
-      }
-      yield* Effect.sleep("50 millis")
-    }
-    const stats = yield* pool.stats
-    expect(stats.pool_size, last).toBe(stats.pool_available)
-    // every pooled session, at once: IDLE, no cursor, no LISTEN
-    const sessions = yield* Effect.scoped(
-      Effect.forEach(
-        Array.from({ length: stats.pool_size }, (_, i) => i),
-        () =>
-          Effect.flatMap(pool.connectionWith({ timeout: "5 seconds" }), (conn) =>
-            Effect.map(
-              conn.execute(
-                "SELECT (SELECT count(*)::int FROM pg_cursors), (SELECT count(*)::int FROM pg_listening_channels()), 1"
-              ),
-              (result) => ({ pid: conn.info.backendPid, status: conn.info.transactionStatus, row: result.rows[0] })
-            )),
-        { concurrency: "unbounded" }
-      )
-    )
-    for (const session of sessions) {
-      expect(session, `pooled session ${session.pid}`).toMatchObject({ status: "IDLE", row: [0, 0, 1] })
-    }
-    expect(new Set(sessions.map((s) => s.pid)).size).toBe(stats.pool_size)
-    expect((yield* pool.use((conn) => conn.execute("SELECT 1"))).rows).toEqual([[1]])
-    const after = yield* pool.stats
-    expect(after.pool_size).toBe(after.pool_available)
-    expect(after.requests_waiting).toBe(0)
-    return after
-  })
+/** The pool half of the leak audit, shared with the pool's own tests. */
+export { auditPool } from "../../packages/pool/test/helpers.ts"

@@ -21,7 +21,7 @@ import { Copy } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
 import * as FaultProxy from "../../../test/faults/proxy.ts"
 import { admin, appName, failureOf, leakAudit, withApp } from "../../core/test/reliability/support.ts"
-import { auditPool } from "../../../test/reliability/support.ts"
+import { auditPool } from "../../pool/test/helpers.ts"
 
 /** A COPY OUT of ~20 MB (100 000 rows of ~210 bytes): it is still streaming when the cut comes. */
 const bigCopyOut = "COPY (SELECT g, repeat('x', 200) FROM generate_series(1, 100000) g) TO STDOUT"
@@ -65,7 +65,7 @@ const setup = (label: string) =>
       Effect.gen(function*() {
         const after = yield* pool.use((conn) => Effect.map(conn.execute("SELECT pg_backend_pid()"), (r) => r.rows[0][0] as number))
         expect(after).not.toBe(before)
-        const stats = yield* auditPool(pool, watcher.conn, app, { leases: () => 0, withinMs: 5000 })
+        const stats = yield* auditPool(pool, watcher.conn, app, { withinMs: 5000 })
         expect(stats.pool_size).toBe(1)
         expect(stats.returns_bad ?? 0).toBeGreaterThanOrEqual(1)
         yield* leakAudit(url, app, { allowIdle: true })

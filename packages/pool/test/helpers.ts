@@ -230,26 +230,34 @@ export const failureOf = <A, E>(exit: Exit.Exit<A, E>) => Exit.isFailure(exit) ?
  * must be IDLE with no cursor and no LISTEN left, a `SELECT 1` through the
  * pool answers, and the pool settles again. Returns the final stats.
  *
- * The same checks as the cross-package runs' `auditPool`
- * (`test/reliability/support.ts`), except that the final state is awaited,
- * not sampled once: a pool with a short `maxLifetime` replaces the
- * connections the audit itself borrowed.
+ * `observer`: the test database's URL (an admin session is opened) or an open
+ * connection to watch the server with. `leases`: the caller's own count of
+ * checkouts still held (storm and load runs), which must be 0 too.
  */
-export const auditPool = (pool: ConnectionPool.ConnectionPool, url: string, app: string, withinMs = 10_000) =>
+export const auditPool = (
+  pool: ConnectionPool.ConnectionPool,
+  observer: string | Connection.Connection,
+  app: string,
+  options: { readonly withinMs?: number | undefined; readonly leases?: (() => number) | undefined } = {}
+) =>
   Effect.scoped(Effect.gen(function*() {
-    const watcher = yield* admin(url)
+    const watcher = typeof observer === "string" ? (yield* admin(observer)).conn : observer
+    const withinMs = options.withinMs ?? 10_000
+    const leases = options.leases ?? (() => 0)
     const settled = (when: string) =>
       Effect.gen(function*() {
         const deadline = Date.now() + withinMs
         while (true) {
           const stats = yield* pool.stats
-          const backends = (yield* watcher.sessions(app)).map(([pid, state, query]) => ({ pid, state, query }))
+          const backends = yield* backendsOf(watcher, app)
           if (
-            stats.requests_waiting === 0 && stats.pool_size === stats.pool_available &&
+            stats.requests_waiting === 0 && stats.pool_size === stats.pool_available && leases() === 0 &&
             backends.length === stats.pool_size && backends.every((b) => b.state === "idle")
           ) return stats
           if (Date.now() > deadline) {
-            return expect.fail(`pool '${pool.name}' did not settle ${when}: stats=${JSON.stringify(stats)} backends of ${app}=${JSON.stringify(backends)}`)
+            return expect.fail(
+              `pool '${pool.name}' did not settle ${when}: stats=${JSON.stringify(stats)} leases=${leases()} backends of ${app}=${JSON.stringify(backends)}`
+            )
           }
           yield* Effect.sleep("25 millis")
         }
@@ -272,6 +280,16 @@ export const auditPool = (pool: ConnectionPool.ConnectionPool, url: string, app:
     expect((yield* pool.use((conn) => conn.execute("SELECT 1"), { timeout: "10 seconds" })).rows).toEqual([[1]])
     return yield* settled("after the audit")
   }))
+
+/** Client backends of `app` on the server (not `observer`'s own): pid, state, query. */
+export const backendsOf = (observer: Connection.Connection, app: string) =>
+  Effect.map(
+    observer.execute(
+      "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+      [app]
+    ),
+    (result) => result.rows.map((row) => ({ pid: row[0] as number, state: row[1] as string | null, query: row[2] as string | null }))
+  )
 
 /**
  * A fault scenario of reliability.md A.4 on the test database, ending with

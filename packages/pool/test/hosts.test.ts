@@ -22,7 +22,7 @@ import { Context, Effect, Fiber, Layer } from "effect"
 import { ConnectionPool, NullConnectionPool, PoolError } from "../src/index.ts"
 import { primaryTarget, throwawayServer, type ThrowawayServer } from "../../../test/harness.ts"
 import { admin, appName, eventually, failureOf, leakAudit } from "../../core/test/reliability/support.ts"
-import { auditPool } from "../../../test/reliability/support.ts"
+import { auditPool } from "./helpers.ts"
 import { captureLogs } from "./helpers.ts"
 
 /** One password for the three clusters (the standby has its primary's anyway). */
@@ -142,7 +142,7 @@ describe.runIf(primaryTarget())("pools over host lists (F10, F12)", () => {
           expect(stats.connections_errors ?? 0).toBe(0)
           expect(logs.poolLines("f12").filter((r) => r.message.startsWith("discarding expired connection"))).toHaveLength(2)
 
-          yield* auditPool(pool, watcher.conn, app, { leases: () => 0 })
+          yield* auditPool(pool, watcher.conn, app)
         }).pipe(Effect.scoped))
         expect(logs.records.filter((r) => r.level === "Error" || r.level === "Fatal")).toEqual([])
         yield* auditServers(trio, app)
@@ -242,7 +242,7 @@ describe.runIf(primaryTarget())("pools over host lists (F10, F12)", () => {
           expect(stats.connections_errors ?? 0).toBeGreaterThanOrEqual(1)
 
           const observer = yield* admin(standby.url)
-          yield* auditPool(pool, observer.conn, app, { leases: () => 0 })
+          yield* auditPool(pool, observer.conn, app)
         }).pipe(Effect.scoped))
         expect(logs.records.filter((r) => r.level === "Error" || r.level === "Fatal")).toEqual([])
         // the pool warned about the broken connections and the failed attempts, nothing worse

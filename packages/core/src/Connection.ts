@@ -304,8 +304,10 @@ export interface Connection<R = RowFactory.Tuple> {
   /**
    * LISTENs on the channels for as long as the stream runs (UNLISTEN when it
    * ends). The stream fails with a `ConnectionError` if the connection is
-   * lost, so a retry can subscribe again on a new one. With `pgbouncer` it
-   * fails at once with an `InterfaceError`.
+   * lost, so a retry can subscribe again on a new one. Inside a transaction
+   * (where LISTEN would only take effect at COMMIT, and never after a
+   * ROLLBACK) and with `pgbouncer` it fails at once with an `InterfaceError`;
+   * with autocommit off the LISTEN runs outside the implicit transaction.
    */
   readonly listen: (...channels: ReadonlyArray<string>) => Stream.Stream<Notification, PgError>
   /** `pg_notify(channel, payload)`, with both as bind values. */
@@ -1004,7 +1006,7 @@ class ConnectionImpl<R> implements Connection<R> {
           self.listeners.delete(channel)
           return self.closed
             ? Effect.void
-            : Effect.ignore(self.bounded(self.execute(`UNLISTEN ${Cursor.quoteIdentifier(channel)}`), "UNLISTEN"))
+            : Effect.ignore(self.bounded(self.listenCommand(`UNLISTEN ${Cursor.quoteIdentifier(channel)}`), "UNLISTEN"))
         }, { discard: true })
       )
       yield* Effect.acquireRelease(
@@ -1017,12 +1019,34 @@ class ConnectionImpl<R> implements Connection<R> {
           }
           subscribers.add(queue)
           registered.push(channel)
-          return first ? self.execute(`LISTEN ${Cursor.quoteIdentifier(channel)}`) : Effect.void
+          return first ? self.listenCommand(`LISTEN ${Cursor.quoteIdentifier(channel)}`) : Effect.void
         }, { discard: true }).pipe(Effect.onError(() => unregister)),
         () => unregister
       )
       return Stream.fromQueue(queue)
     })).pipe(Stream.scoped)
+  }
+
+  /**
+   * LISTEN / UNLISTEN as a statement of its own. They take effect at COMMIT,
+   * so a LISTEN inside a transaction (a block, or autocommit-off's implicit
+   * one) would leave the stream silent until then, and for good after a
+   * ROLLBACK: it is refused unless the session is IDLE, and never wrapped in
+   * an implicit BEGIN.
+   */
+  private listenCommand(sql: string): Effect.Effect<void, PgError> {
+    return this.exclusive(Effect.suspend(() => {
+      if (sql.includes("\u0000")) return Effect.fail(nulInQuery())
+      if (sql.startsWith("LISTEN") && this.status !== "IDLE") {
+        return Effect.fail(
+          new InterfaceError({
+            message: `listen inside a transaction (status ${this.status}): LISTEN would only take effect at COMMIT, ` +
+              "and never after a ROLLBACK; listen outside transactions"
+          })
+        )
+      }
+      return Effect.asVoid(this.finish(sql, this.request([encodeQuery(sql)], new QueryHandler(sql, undefined)), RowFactory.tuple))
+    }))
   }
 
   notify(channel: string, payload = ""): Effect.Effect<void, PgError> {

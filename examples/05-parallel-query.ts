@@ -61,8 +61,10 @@
  *   (`max_workers=32`) and one 3 s deadline. It returns every finished
  *   result (the seed's loop overwrites `res` and appends to the wrong list,
  *   so it returns one result at best), the failures, and the queries that
- *   did not finish in time — which are interrupted and cancelled on the
- *   server before it returns (`wait(timeout=3)` leaves the threads running).
+ *   did not finish in time — which are interrupted at the deadline, their
+ *   cancel requests sent at once, so the server stops them milliseconds
+ *   later (`wait(timeout=3)` leaves the threads running); their connections
+ *   go back to the pool once the server has confirmed.
  *
  * The run: 1,000 point queries sequentially, then through `parallelQuery`;
  * the time of each and the ratio (the seed reports 10× against its Citus
@@ -249,8 +251,11 @@ export const program = (url: string) =>
       `parallelQuery with stragglers: ${late.completed.length} completed, ${late.failed.length} failed in ${seconds(lateMillis)}; not finished:`
     )
     for (const sql of late.timedOut) yield* Console.log(`  ${text(sql)}`)
+    // The cancels left at the deadline; give the server a moment to act on them.
     const running = yield* my.query(
       "SELECT count(*)::int FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(30) AS straggler%'"
+    ).pipe(
+      Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (rows) => rows[0][0] === 0, times: 100 })
     )
     yield* Console.log(`  still running on the server: ${running[0][0]}`)
     const warmUps = yield* my.warmUps

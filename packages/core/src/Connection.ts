@@ -22,6 +22,7 @@ import type * as Pull from "effect/Pull"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Deferred from "effect/Deferred"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -535,34 +536,61 @@ class ConnectionImpl<R> implements Connection<R> {
     return Effect.flatMap(HeldSessions, (held) => {
       if (this.holds(held)) return effect
       const next = new Set(held).add(this as ConnectionImpl<unknown>)
-      return this.sessionLock.withPermit(Effect.provideService(effect, HeldSessions, next))
+      return this.sessionLock.withPermit(Effect.andThen(this.settled, Effect.provideService(effect, HeldSessions, next)))
     })
   }
 
-  private withRequestLock<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.flatMap(
-      HeldSessions,
-      (held) => this.holds(held) ? this.requestLock.withPermit(effect) : this.sessionLock.withPermit(effect)
-    )
-  }
+  /**
+   * The cleanup of an interrupted statement (cancel, then drain) still
+   * running after its caller has returned; whoever takes the session next
+   * waits for it, so nothing is sent before its outcome is known.
+   */
+  settling: Effect.Effect<void> | undefined = undefined
+
+  /** Waits for a detached cleanup, if one runs (interruptible: the wait is the caller's). */
+  readonly settled: Effect.Effect<void> = Effect.suspend(() => this.settling ?? Effect.void)
 
   /**
    * Writes one request and waits for its response with the connection to
-   * itself. Interruption while the server works cancels and drains.
+   * itself. Interruption while the server works cancels and drains: inside
+   * `exclusive` before the interruption completes (what follows, e.g. a
+   * ROLLBACK, needs the outcome); otherwise in the background, so that the
+   * caller's deadline is kept even when the network is gone, while the
+   * session stays taken until the cleanup is over.
    */
   request<A>(frames: ReadonlyArray<Uint8Array>, handler: ResponseHandler<A>) {
-    return this.withRequestLock(
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
+    return Effect.flatMap(HeldSessions, (held) => {
+      const holder = this.holds(held)
+      const send = Effect.uninterruptibleMask((restore) => {
+        const begin = () => {
           if (this.wire.closed) return Effect.fail(this.notOpen())
           this.wire.enqueue(handler)
           this.wire.writeAll(frames)
           return restore(handler.await).pipe(
-            Effect.onInterrupt(() => this.cancelAndDrain(handler))
+            Effect.onInterrupt(() => holder ? this.cancelAndDrain(handler) : this.cleanUpDetached(handler))
           )
-        })
-      )
-    )
+        }
+        return Effect.suspend(() =>
+          this.settling === undefined ? begin() : Effect.andThen(restore(this.settling), Effect.suspend(begin))
+        )
+      })
+      return holder ? this.requestLock.withPermit(send) : this.sessionLock.withPermit(send)
+    })
+  }
+
+  /** `cancelAndDrain` in a fiber of its own; the session is `settling` until it ends. */
+  private cleanUpDetached<A>(handler: ResponseHandler<A>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (handler.done || this.wire.closed) return Effect.void
+      const over = Deferred.makeUnsafe<void>()
+      this.settling = Deferred.await(over)
+      return Effect.asVoid(Effect.forkDetach(this.cancelAndDrain(handler).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          this.settling = undefined
+          Deferred.doneUnsafe(over, Exit.void)
+        }))
+      )))
+    })
   }
 
   private send(frames: ReadonlyArray<Uint8Array>, handler: ProtocolHandler) {
@@ -604,6 +632,10 @@ class ConnectionImpl<R> implements Connection<R> {
     send: (frames, handler) => connection.send(frames, handler),
     awaitResponse: (handler) => connection.awaitResponse(handler),
     write: (bytes) => connection.write(bytes),
+    get settling() {
+      return connection.settling !== undefined
+    },
+    settled: connection.settled,
     invalidate: (reason) =>
       Effect.sync(() => {
         connection.wire.destroy(connection.brokenError(reason))
@@ -1099,7 +1131,10 @@ class ConnectionImpl<R> implements Connection<R> {
   private get holdScoped(): Effect.Effect<ReadonlySet<ConnectionImpl<unknown>>, never, Scope.Scope> {
     return Effect.flatMap(HeldSessions, (held) => {
       if (this.holds(held)) return Effect.succeed(held)
-      return Effect.as(Semaphore.takeScoped(this.sessionLock, 1), new Set(held).add(this as ConnectionImpl<unknown>))
+      return Effect.as(
+        Effect.andThen(Semaphore.takeScoped(this.sessionLock, 1), this.settled),
+        new Set(held).add(this as ConnectionImpl<unknown>)
+      )
     })
   }
 

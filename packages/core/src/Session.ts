@@ -171,7 +171,8 @@ export interface Session {
   /**
    * Writes a request and waits for its response. Interruption sends a
    * CancelRequest and drains; a connection that cannot be drained in time is
-   * closed (broken), never reused.
+   * closed (broken), never reused. Outside `exclusive`, that cleanup goes on
+   * after the interrupted caller has returned (see `settling`).
    */
   readonly request: <A>(
     frames: ReadonlyArray<Uint8Array>,
@@ -190,6 +191,14 @@ export interface Session {
   readonly awaitResponse: <A>(handler: ResponseHandler<A>) => Effect.Effect<A, ConnectionError | ProtocolError>
   /** Writes bytes, waiting while the socket's send buffer is full (backpressure). */
   readonly write: (bytes: Uint8Array) => Effect.Effect<void, ConnectionError | ProtocolError>
+  /**
+   * Whether an interrupted statement is still being cancelled and drained
+   * in the background. Meanwhile `info.transactionStatus` is `ACTIVE`, and
+   * the next statement waits for the outcome.
+   */
+  readonly settling: boolean
+  /** Waits until no cleanup is `settling` (at once when none is); interruptible. */
+  readonly settled: Effect.Effect<void>
   /** Closes the connection as broken (e.g. after a protocol state it cannot recover from). */
   readonly invalidate: (reason: string) => Effect.Effect<void>
   /**

@@ -296,6 +296,8 @@ layer(TestDatabase.layer, { excludeTestServices: true })("interruption and closi
       const started = Date.now()
       const outcome = yield* conn.execute("SELECT pg_sleep(10)").pipe(Effect.timeout("300 millis"), Effect.exit)
       expect(Exit.isFailure(outcome)).toBe(true)
+      // the cancel and the drain go on after the deadline; the session waits for them
+      yield* conn.session.settled
       expect(Date.now() - started).toBeLessThan(3000)
       const state = yield* activity(watcher, conn.info.backendPid)
       expect(state?.[0]).toBe("idle")
@@ -311,6 +313,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("interruption and closi
       yield* Fiber.interrupt(fiber)
       const exit = yield* Fiber.await(fiber)
       expect(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)).toBe(true)
+      yield* conn.session.settled
       expect(conn.info.transactionStatus).toBe("IDLE")
     }))
 

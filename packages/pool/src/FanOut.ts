@@ -14,11 +14,12 @@
  * // result.timedOut:  [item]
  * ```
  *
- * At the deadline, work still running is interrupted — with pgfx
- * connections that cancels its statements on the server and gives the
- * connections back to the pool — and `run` returns only once that cleanup is
- * done, so nothing keeps running unobserved (the seed's thread pool could
- * not stop its threads). Items never started are reported as timed out.
+ * At the deadline, work still running is interrupted and `run` returns: with
+ * pgfx connections the interruption sends each statement's cancel request,
+ * and the connection goes back to the pool once the server has confirmed
+ * (milliseconds later; bounded by `cancelTimeout` and `drainTimeout`), so
+ * nothing keeps running unobserved (the seed's thread pool could not stop
+ * its threads). Items never started are reported as timed out.
  * Typed failures are collected; defects propagate.
  *
  * @since 0.1.0

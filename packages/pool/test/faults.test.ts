@@ -234,6 +234,53 @@ layer(TestDatabase.layer, { excludeTestServices: true })("half-open connections 
       yield* auditPool(pool, url, app)
     }))))
 
+  it.effect("a statement timing out on a half-open connection returns at its deadline; the connection is replaced afterwards", () =>
+    scenario("deadline_halfopen", (app) => quiet(Effect.gen(function*() {
+      const url = yield* TestDatabase.url
+      const proxy = yield* makeProxy(url)
+      const pool = yield* ConnectionPool.make({
+        cancelTimeout: "600 millis",
+        drainTimeout: "600 millis",
+        conninfo: proxy.via(withApp(url, app)),
+        minSize: 1,
+        maxSize: 1
+      })
+      yield* pool.wait()
+      const before = yield* pool.use((conn) => Effect.succeed(pid(conn)))
+      yield* proxy.blackhole
+      const outcome = yield* timed(pool.use((conn) => conn.execute("SELECT 1")).pipe(Effect.timeout("150 millis")))
+      expect(Cause.pretty((outcome.exit as Exit.Failure<unknown, unknown>).cause)).toContain("TimeoutError")
+      // the deadline, not deadline + cancelTimeout: the cancel goes on in the background
+      expect(outcome.ms).toBeLessThan(150 + 250)
+      // meanwhile the connection is not lent out: the only one is still being cleaned up
+      const meanwhile = yield* timed(pool.use(() => Effect.void, { timeout: "200 millis" }))
+      expect(failureOf(meanwhile.exit)).toMatchObject({ _tag: "PoolTimeout" })
+      yield* proxy.stop
+      yield* proxy.start
+      // the cancel could not be sent: the connection was retired and replaced
+      const after = yield* pool.use((conn) => Effect.succeed(pid(conn)), { timeout: "5 seconds" })
+      expect(after).not.toBe(before)
+      yield* auditPool(pool, url, app)
+    }))))
+
+  it.effect("a timed-out statement on a healthy network: the caller returns at once, the connection comes back after its cancel", () =>
+    scenario("deadline_healthy", (app) => Effect.gen(function*() {
+      const url = yield* TestDatabase.url
+      const pool = yield* ConnectionPool.make({ conninfo: withApp(url, app), minSize: 1, maxSize: 1 })
+      yield* pool.wait()
+      const first = yield* pool.use((conn) => Effect.succeed(pid(conn)))
+      const outcome = yield* timed(pool.use((conn) => conn.execute("SELECT pg_sleep(5)")).pipe(Effect.timeout("100 millis")))
+      expect(Exit.isFailure(outcome.exit)).toBe(true)
+      expect(outcome.ms).toBeLessThan(100 + 250)
+      // the next borrower gets the same session once its cancel is confirmed, and never sees its 57014
+      const next = yield* pool.use((conn) =>
+        Effect.map(conn.execute("SELECT pg_backend_pid(), 1"), (result) => [result.rows[0][0], conn.info.transactionStatus])
+      )
+      expect(next).toEqual([first, "IDLE"])
+      expect((yield* pool.stats).returns_bad ?? 0).toBe(0)
+      yield* auditPool(pool, url, app)
+    })))
+
   it.effect("a rollback that cannot complete (half-open) discards the connection: warnings INTRANS, rollback failed, BAD (T42)", () =>
     scenario("f17_half_open", (app) => Effect.gen(function*() {
       const logs = captureLogs()

@@ -62,8 +62,12 @@ layer(TestDatabase.layer, { excludeTestServices: true })("network faults through
         yield* watcher.waitForState(pid, "active")
         yield* proxy.blackhole
         const exit = yield* Fiber.join(fiber)
-        const elapsed = performance.now() - started
         expect(isTimeout(exit)).toBe(true)
+        // the caller's deadline is kept: the cancel attempt goes on in the background
+        expect(performance.now() - started).toBeLessThan(250 + 250)
+        expect(conn.session.settling).toBe(true)
+        yield* conn.session.settled
+        const elapsed = performance.now() - started
         // timeout (250) + cancel attempt (bounded by cancelTimeout 300) + slack
         expect(elapsed).toBeGreaterThanOrEqual(240)
         expect(elapsed).toBeLessThan(250 + 300 + 400)
@@ -92,6 +96,8 @@ layer(TestDatabase.layer, { excludeTestServices: true })("network faults through
         const started = performance.now()
         const exit = yield* conn.execute("SELECT 1", [], {}).pipe(Effect.timeout("200 millis"), Effect.exit)
         expect(isTimeout(exit)).toBe(true)
+        expect(performance.now() - started).toBeLessThan(200 + 250)
+        yield* conn.session.settled
         expect(performance.now() - started).toBeLessThan(200 + 200 + 400)
         expect(conn.broken).toBe(true)
         yield* proxy.heal
@@ -108,6 +114,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("network faults through
         yield* proxy.cancelPolicy({ delay: 500 })
         const exit = yield* conn.execute("SELECT pg_sleep(0.3)").pipe(Effect.timeout("100 millis"), Effect.exit)
         expect(isTimeout(exit)).toBe(true)
+        yield* conn.session.settled
         expect(proxy.stats().cancelRequests).toBe(1)
         expect(proxy.stats().cancelsForwarded).toBe(1)
         // retired, or confirmed before reuse: later statements on the session never see a 57014
@@ -135,6 +142,8 @@ layer(TestDatabase.layer, { excludeTestServices: true })("network faults through
         const started = performance.now()
         const exit = yield* conn.execute("SELECT pg_sleep(0.3)").pipe(Effect.timeout("100 millis"), Effect.exit)
         expect(isTimeout(exit)).toBe(true)
+        expect(performance.now() - started).toBeLessThan(100 + 250)
+        yield* conn.session.settled
         expect(performance.now() - started).toBeLessThan(100 + 150 + 300)
         expect(conn.broken).toBe(true)
         // the cancel lands ~500 ms later, while other sessions work
@@ -161,6 +170,8 @@ layer(TestDatabase.layer, { excludeTestServices: true })("network faults through
           const started = performance.now()
           const exit = yield* conn.execute("SELECT pg_sleep(0.6)").pipe(Effect.timeout("100 millis"), Effect.exit)
           expect(isTimeout(exit)).toBe(true)
+          expect(performance.now() - started).toBeLessThan(100 + 250)
+          yield* conn.session.settled
           expect(performance.now() - started).toBeLessThan(100 + 200 + 200 + 300)
           expect(conn.broken).toBe(true)
         }
@@ -223,6 +234,8 @@ layer(TestDatabase.layer, { excludeTestServices: true })("network faults through
         const started = performance.now()
         const exit = yield* conn.execute("SELECT 1").pipe(Effect.timeout("200 millis"), Effect.exit)
         expect(isTimeout(exit)).toBe(true)
+        expect(performance.now() - started).toBeLessThan(200 + 250)
+        yield* conn.session.settled
         expect(performance.now() - started).toBeLessThan(200 + 500 + 300 + 300)
         expect(conn.broken).toBe(true)
         expectConnectionError(yield* Effect.flip(conn.execute("SELECT 1")))

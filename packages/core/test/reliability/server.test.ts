@@ -41,6 +41,9 @@ describe.runIf(primaryTarget())("needs a server of its own", () => {
             const exit = yield* Effect.gen(function*() {
               const started = performance.now()
               const exit = yield* conn.execute("SELECT 1").pipe(Effect.timeout("300 millis"), Effect.exit)
+              // the caller's deadline is kept; the cancel and the drain go on in the background
+              expect(performance.now() - started).toBeLessThan(300 + 250)
+              yield* conn.session.settled
               const elapsed = performance.now() - started
               expect(isTimeout(exit)).toBe(true)
               // timeout + cancel (the postmaster answers at once) + drain (bounded) + slack

@@ -623,6 +623,24 @@ export class PoolState {
   /** The return path of a checkout, whatever its exit. */
   private release(pooled: Pooled, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     return Effect.suspend(() => {
+      const session = pooled.conn.session
+      if (session.settling) {
+        // An interrupted statement is still being cancelled and drained: the
+        // borrower (whose deadline it was) goes on at once; the connection
+        // comes back once the outcome is known, or is closed with the pool.
+        this.spawn(
+          Effect.andThen(session.settled, this.returnNow(pooled, exit)).pipe(
+            Effect.onInterrupt(() => this.closeConnection(pooled))
+          )
+        )
+        return Effect.void
+      }
+      return this.returnNow(pooled, exit)
+    })
+  }
+
+  private returnNow(pooled: Pooled, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    return Effect.suspend(() => {
       this.counters.add("usage_ms", this.now() - pooled.checkedOutAt)
       // Fast path, no round trip: an IDLE connection of an open pool, fit for
       // reuse, goes straight to the next waiter or the idle queue.

@@ -181,6 +181,8 @@ export interface Options<E = never> extends ClientOptions {
 export interface ConfigOptions extends PgConfig.PgConfigInput, ClientOptions {
   /** A conninfo string or `postgresql://` URL; settings given one by one win over it. */
   readonly url?: string | Redacted.Redacted<string> | undefined
+  /** PgBouncer in transaction mode is in front (`Connection.ConnectOptions.pgbouncer`); default `false`. */
+  readonly pgbouncer?: boolean | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -602,6 +604,7 @@ export const layerConfig = (
       transformQueryNames,
       transformResultNames,
       url,
+      pgbouncer,
       ...input
     } = options
     const overrides = Object.fromEntries(
@@ -613,7 +616,15 @@ export const layerConfig = (
     return Effect.flatMap(
       Effect.mapError(settings, (error) => acquireError(error, "connect")),
       (resolved) =>
-        make({ settings: resolved, spanAttributes, streamBatchSize, transformJson, transformQueryNames, transformResultNames })
+        make({
+          settings: resolved,
+          connectOptions: pgbouncer === undefined ? undefined : { pgbouncer },
+          spanAttributes,
+          streamBatchSize,
+          transformJson,
+          transformQueryNames,
+          transformResultNames
+        })
     )
   }))
 

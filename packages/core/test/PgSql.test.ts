@@ -537,6 +537,15 @@ layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: acquirers and l
         )
       )
       expect(rows).toEqual([{ db: dbName, app: "pgfx-config" }])
+      // the pgbouncer mode, from the environment like the rest
+      const pgbouncer = yield* Effect.scoped(Effect.flatMap(PgSql.PgSql, (sql) => Effect.map(sql.connection, (conn) => conn.pgbouncer))).pipe(
+        Effect.provide(
+          PgSql.layerConfig({ url: Config.Redacted("DATABASE_URL"), pgbouncer: Config.Boolean("PGFX_PGBOUNCER") }).pipe(
+            Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ DATABASE_URL: url, PGFX_PGBOUNCER: "true" })))
+          )
+        )
+      )
+      expect(pgbouncer).toBe(true)
     }))
 
   it.effect("listen streams notifications without holding the shared connection; notify sends them", () =>

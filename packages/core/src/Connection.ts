@@ -1038,7 +1038,7 @@ class ConnectionImpl<R> implements Connection<R> {
           self.listeners.delete(channel)
           return self.closed
             ? Effect.void
-            : Effect.ignore(self.bounded(self.listenCommand(`UNLISTEN ${Cursor.quoteIdentifier(channel)}`), "UNLISTEN"))
+            : Effect.ignore(self.bounded(self.listenCommand("UNLISTEN", channel), "UNLISTEN"))
         }, { discard: true })
       )
       yield* Effect.acquireRelease(
@@ -1051,7 +1051,7 @@ class ConnectionImpl<R> implements Connection<R> {
           }
           subscribers.add(queue)
           registered.push(channel)
-          return first ? self.listenCommand(`LISTEN ${Cursor.quoteIdentifier(channel)}`) : Effect.void
+          return first ? self.listenCommand("LISTEN", channel) : Effect.void
         }, { discard: true }).pipe(Effect.onError(() => unregister)),
         () => unregister
       )
@@ -1066,10 +1066,11 @@ class ConnectionImpl<R> implements Connection<R> {
    * ROLLBACK: it is refused unless the session is IDLE, and never wrapped in
    * an implicit BEGIN.
    */
-  private listenCommand(sql: string): Effect.Effect<void, PgError> {
+  private listenCommand(verb: "LISTEN" | "UNLISTEN", channel: string): Effect.Effect<void, PgError> {
+    const sql = `${verb} ${Cursor.quoteIdentifier(channel)}`
     return this.exclusive(Effect.suspend(() => {
       if (sql.includes("\u0000")) return Effect.fail(nulInQuery())
-      if (sql.startsWith("LISTEN") && this.status !== "IDLE") {
+      if (verb === "LISTEN" && this.status !== "IDLE") {
         return Effect.fail(
           new InterfaceError({
             message: `listen inside a transaction (status ${this.status}): LISTEN would only take effect at COMMIT, ` +
@@ -1219,19 +1220,9 @@ type AttemptOrFailure = Attempt | { readonly failed: ConnectionError; readonly h
  * and a failed, empty or non-IP answer fails that host only.
  */
 const resolveAttempts = (config: PgConfig.PgConfig, timeout: Duration.Duration) =>
-  Effect.map(HostResolver.HostResolver, (resolver) => {
+  Effect.flatMap(HostResolver.HostResolver, (resolver) => {
     const hosts = config.loadBalanceHosts === "random" ? shuffle(config.hosts) : config.hosts
-    return hosts.map((host) => {
-      let resolved: ReadonlyArray<AttemptOrFailure> | undefined
-      return Effect.suspend(() =>
-        resolved !== undefined
-          ? Effect.succeed(resolved)
-          : Effect.tap(attemptsOf(host, config, resolver, timeout), (attempts) =>
-            Effect.sync(() => {
-              resolved = attempts
-            }))
-      )
-    })
+    return Effect.forEach(hosts, (host) => Effect.cached(attemptsOf(host, config, resolver, timeout)))
   })
 
 /** The attempts of one host of the list: one per address of a host name. */

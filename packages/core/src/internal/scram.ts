@@ -32,7 +32,6 @@ export interface ScramFirst {
   readonly password: string
   readonly clientNonce: string
   readonly clientFirstBare: string
-  readonly gs2Header: string
   readonly binding: Binding
 }
 
@@ -53,9 +52,8 @@ export const start = (password: string, nonce: string, binding: Binding) => {
     throw new ScramError("SCRAM nonce must contain only printable ASCII characters other than comma")
   }
   const clientFirstBare = `n=,r=${nonce}`
-  const gs2Header = gs2HeaderOf(binding)
-  const state: ScramFirst = { password, clientNonce: nonce, clientFirstBare, gs2Header, binding }
-  return { state, response: encoder.encode(gs2Header + clientFirstBare) }
+  const state: ScramFirst = { password, clientNonce: nonce, clientFirstBare, binding }
+  return { state, response: encoder.encode(gs2HeaderOf(binding) + clientFirstBare) }
 }
 
 const attributesOf = (message: string) => {
@@ -110,9 +108,8 @@ export const answer = (state: ScramFirst, challenge: Uint8Array) => {
   const clientKey = hmac(salted, "Client Key")
   const storedKey = createHash("sha256").update(clientKey).digest()
   // c= is the GS2 header, followed by the certificate hash when binding
-  const bindingInput = state.binding._tag === "p"
-    ? Buffer.concat([encoder.encode(state.gs2Header), state.binding.serverEndPoint])
-    : encoder.encode(state.gs2Header)
+  const gs2Header = encoder.encode(gs2HeaderOf(state.binding))
+  const bindingInput = state.binding._tag === "p" ? Buffer.concat([gs2Header, state.binding.serverEndPoint]) : gs2Header
   const withoutProof = `c=${Buffer.from(bindingInput).toString("base64")},r=${nonce}`
   const authMessage = `${state.clientFirstBare},${serverFirst},${withoutProof}`
   const signature = hmac(storedKey, authMessage)

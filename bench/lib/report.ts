@@ -113,29 +113,38 @@ const largest = (all: ReadonlyArray<Series>, workload: string): Series | undefin
 /** performance.md's targets, against the fastest peer of this run. */
 export const evaluateTargets = (all: ReadonlyArray<Series>): Array<Target> => {
   const targets: Array<Target> = []
+  /** A target on a speed ratio `r` (undefined: not measured), met at `min` or more. */
+  const byRatio = (workload: string, goal: string, r: number | undefined, min: number, measured: (r: number) => string) => {
+    targets.push({
+      workload,
+      goal,
+      measured: r === undefined ? "not measured" : measured(r),
+      met: r === undefined ? undefined : r >= min
+    })
+  }
   const vsPeer = (series: Series | undefined, workload: string, goal: number, label?: string) => {
     if (series === undefined) return
     const pgfx = bestOf(series, "pgfx")
     const peer = bestOf(series, "peer")
-    const r = speedRatio(series, pgfx?.median, peer?.median)
-    targets.push({
+    byRatio(
       workload,
-      goal: label ?? `speed ≥ ${goal}× the fastest peer (${series.variant})`,
-      measured: r === undefined ? "not measured" : `${ratioText(r)} (${pgfx!.client} ${formatNumber(pgfx!.median)} vs ${peer!.client} ${formatNumber(peer!.median)} ${series.unit})`,
-      met: r === undefined ? undefined : r >= goal
-    })
+      label ?? `speed ≥ ${goal}× the fastest peer (${series.variant})`,
+      speedRatio(series, pgfx?.median, peer?.median),
+      goal,
+      (r) => `${ratioText(r)} (${pgfx!.client} ${formatNumber(pgfx!.median)} vs ${peer!.client} ${formatNumber(peer!.median)} ${series.unit})`
+    )
   }
   const vsCeiling = (series: Series | undefined, workload: string, label: string, goal: number) => {
     if (series === undefined) return
     const pgfx = bestOf(series, "pgfx")
     const ceiling = series.ceilings.find((c) => c.label === label)
-    const r = speedRatio(series, pgfx?.median, ceiling?.value)
-    targets.push({
+    byRatio(
       workload,
-      goal: `≥ ${goal}× ${label}`,
-      measured: r === undefined ? "not measured" : `${ratioText(r)} (${formatNumber(pgfx!.median)} vs ${formatNumber(ceiling!.value)} ${series.unit})`,
-      met: r === undefined ? undefined : r >= goal
-    })
+      `≥ ${goal}× ${label}`,
+      speedRatio(series, pgfx?.median, ceiling?.value),
+      goal,
+      (r) => `${ratioText(r)} (${formatNumber(pgfx!.median)} vs ${formatNumber(ceiling!.value)} ${series.unit})`
+    )
   }
   const w1 = find(all, "W1")
   vsPeer(w1, "W1", 1.0)
@@ -146,13 +155,13 @@ export const evaluateTargets = (all: ReadonlyArray<Series>): Array<Target> => {
   if (w2 !== undefined && fresh !== undefined) {
     const pgfx = bestOf(w2, "pgfx")
     const one = fresh.results.find((r) => r.client === "pgfx" && r.status === "ok")
-    const r = speedRatio(w2, pgfx?.median, one?.median)
-    targets.push({
-      workload: "W2",
-      goal: "≥ 10× faster than one by one through a fresh connection each (loopback)",
-      measured: r === undefined ? "not measured" : `${ratioText(r)} (${formatNumber(pgfx!.median)} ms vs ${formatNumber(one!.median)} ms)`,
-      met: r === undefined ? undefined : r >= 10
-    })
+    byRatio(
+      "W2",
+      "≥ 10× faster than one by one through a fresh connection each (loopback)",
+      speedRatio(w2, pgfx?.median, one?.median),
+      10,
+      (r) => `${ratioText(r)} (${formatNumber(pgfx!.median)} ms vs ${formatNumber(one!.median)} ms)`
+    )
   }
   const w3 = find(all, "W3/1000000") ?? largest(all, "W3")
   vsPeer(w3, "W3", 1.5)
@@ -160,25 +169,19 @@ export const evaluateTargets = (all: ReadonlyArray<Series>): Array<Target> => {
   if (w3 !== undefined) {
     const text = w3.results.find((r) => r.client === "pgfx text" && r.status === "ok")
     const binary = w3.results.find((r) => r.client === "pgfx binary" && r.status === "ok")
-    const r = speedRatio(w3, binary?.median, text?.median)
-    targets.push({
-      workload: "W3",
-      goal: "binary at least as fast as text",
-      measured: r === undefined ? "not measured" : `binary ${ratioText(r)} text`,
-      met: r === undefined ? undefined : r >= 1
-    })
+    byRatio("W3", "binary at least as fast as text", speedRatio(w3, binary?.median, text?.median), 1, (r) => `binary ${ratioText(r)} text`)
   }
   const w4 = find(all, "W4")
   if (w4 !== undefined) {
     const pgfx = bestOf(w4, "pgfx")
     const streams = w4.results.find((r) => r.client === "pg-copy-streams" && r.status === "ok")
-    const r = speedRatio(w4, pgfx?.median, streams?.median)
-    targets.push({
-      workload: "W4",
-      goal: "≥ 1.5× pg-copy-streams with parsing",
-      measured: r === undefined ? "not measured" : `${ratioText(r)} (${formatNumber(pgfx!.median)} vs ${formatNumber(streams!.median)} rows/s)`,
-      met: r === undefined ? undefined : r >= 1.5
-    })
+    byRatio(
+      "W4",
+      "≥ 1.5× pg-copy-streams with parsing",
+      speedRatio(w4, pgfx?.median, streams?.median),
+      1.5,
+      (r) => `${ratioText(r)} (${formatNumber(pgfx!.median)} vs ${formatNumber(streams!.median)} rows/s)`
+    )
   }
   const w5 = find(all, "W5")
   vsPeer(w5, "W5", 1.0)

@@ -6,6 +6,7 @@ import { expect } from "@effect/vitest"
 import { Connection, type PgConfig, type PgError } from "@pgfx/core"
 import { Effect } from "effect"
 import type { Scope } from "effect"
+import { concat } from "../../../test/faults/fakeServer.ts"
 import { TestDatabase } from "../../../test/harness.ts"
 import { appName, leakAudit, withApp } from "../../core/test/reliability/support.ts"
 
@@ -36,15 +37,7 @@ export const sampleBinaryBlocks: ReadonlyArray<Uint8Array> = [
 ]
 
 /** The 71 bytes of the whole binary sample. */
-export const sampleBinary: Uint8Array = (() => {
-  const out = new Uint8Array(sampleBinaryBlocks.reduce((size, block) => size + block.length, 0))
-  let at = 0
-  for (const block of sampleBinaryBlocks) {
-    out.set(block, at)
-    at += block.length
-  }
-  return out
-})()
+export const sampleBinary: Uint8Array = concat(sampleBinaryBlocks)
 
 /** psycopg's `copy_in` table. */
 export const createCopyIn = (conn: Connection.Connection) =>

@@ -22,8 +22,7 @@ import { Context, Effect, Fiber, Layer } from "effect"
 import { ConnectionPool, NullConnectionPool, PoolError } from "../src/index.ts"
 import { primaryTarget, throwawayServer, type ThrowawayServer } from "../../../test/harness.ts"
 import { admin, appName, eventually, failureOf, leakAudit } from "../../core/test/reliability/support.ts"
-import { auditPool } from "./helpers.ts"
-import { captureLogs } from "./helpers.ts"
+import { auditPool, captureLogs } from "./helpers.ts"
 
 /** One password for the three clusters (the standby has its primary's anyway). */
 const password = "pgfx-pool-hosts-pw"

@@ -106,7 +106,7 @@ export const headline = async (ctx: BenchContext): Promise<Array<Series>> => {
       )
       const lines: Array<string> = []
       const rows: Array<[string, number | undefined, number | undefined, number | undefined]> = [
-        ["pgfx", medianOf(fresh, "pgfx"), medianOf(oneByOne, "pgfx FanOut"), best(medianOf(fanned, "pgfx FanOut"), medianOf(fanned, "pgfx pipeline"))],
+        ["pgfx", medianOf(fresh, "pgfx"), medianOf(oneByOne, "pgfx FanOut"), best(medianOf(fanned, "pgfx FanOut"), medianOf(fanned, "pgfx pool.execute"), medianOf(fanned, "pgfx pipeline"))],
         ["pg", medianOf(fresh, "pg"), medianOf(oneByOne, "pg"), medianOf(fanned, "pg")],
         ["postgres.js", medianOf(fresh, "postgres.js"), medianOf(oneByOne, "postgres.js"), medianOf(fanned, "postgres.js")],
         [

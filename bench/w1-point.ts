@@ -6,7 +6,7 @@
  */
 import * as Effect from "effect/Effect"
 import { pgbench, W1_SCRIPT } from "./lib/ceilings.ts"
-import { effectClient, pgClient, pgfxConnection, postgresJs } from "./lib/clients.ts"
+import { effectClient, pgClient, pgfxConnection, pgfxSqlConnection, postgresJs } from "./lib/clients.ts"
 import { type BenchContext, type Ceiling, check, type Contender, runSeries, type Series } from "./lib/types.ts"
 
 const SQL = "SELECT $1::int4 * $1::int4"
@@ -26,6 +26,21 @@ export const w1 = async (ctx: BenchContext): Promise<Array<Series>> => {
         check(first.rows[0][0] === 49, `pgfx returned ${String(first.rows[0][0])}`)
         const loop = Effect.gen(function*() {
           for (let i = 0; i < n; i++) yield* conn.execute(SQL, [i])
+        })
+        return { run: () => held.run(loop), close: held.close }
+      }
+    },
+    {
+      client: "pgfx PgSql",
+      kind: "pgfx",
+      note: "PgSql.make({ settings }) (effect's sql template on one pgfx connection), .values",
+      setup: async () => {
+        const held = await pgfxSqlConnection(url)
+        const sql = held.value
+        const first = await held.run(sql.unsafe(SQL, [7]).values)
+        check(first[0][0] === 49, `pgfx PgSql returned ${String(first[0][0])}`)
+        const loop = Effect.gen(function*() {
+          for (let i = 0; i < n; i++) yield* sql.unsafe(SQL, [i]).values
         })
         return { run: () => held.run(loop), close: held.close }
       }

@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { pgbench, W6_SCRIPT } from "./lib/ceilings.ts"
-import { effectPool, pgfxPool, pgPool, postgresJs } from "./lib/clients.ts"
+import { effectPool, pgfxPool, pgfxSqlPool, pgPool, postgresJs } from "./lib/clients.ts"
 import { type BenchContext, type Ceiling, type Contender, runLimited, runSeries, type Series } from "./lib/types.ts"
 
 const POOL_SIZE = 10
@@ -17,7 +17,7 @@ export const w6 = async (ctx: BenchContext): Promise<Array<Series>> => {
   const items = Array.from({ length: n }, (_, i) => i)
   const contenders: Array<Contender> = [
     {
-      client: "pgfx",
+      client: "pgfx pool.use",
       kind: "pgfx",
       connections: POOL_SIZE,
       note: `ConnectionPool(${POOL_SIZE}), Effect.forEach concurrency ${IN_FLIGHT}, pool.use → execute("SELECT 1", [])`,
@@ -28,6 +28,30 @@ export const w6 = async (ctx: BenchContext): Promise<Array<Series>> => {
           concurrency: IN_FLIGHT,
           discard: true
         })
+        return { run: () => held.run(work), close: held.close }
+      }
+    },
+    {
+      client: "pgfx pool.execute",
+      kind: "pgfx",
+      connections: POOL_SIZE,
+      note: `ConnectionPool(${POOL_SIZE}), Effect.forEach concurrency ${IN_FLIGHT}, pool.execute("SELECT 1", []) (shared, pipelined)`,
+      setup: async () => {
+        const held = await pgfxPool(url, POOL_SIZE)
+        const pool = held.value
+        const work = Effect.forEach(items, () => pool.execute("SELECT 1", []), { concurrency: IN_FLIGHT, discard: true })
+        return { run: () => held.run(work), close: held.close }
+      }
+    },
+    {
+      client: "pgfx PgSql",
+      kind: "pgfx",
+      connections: POOL_SIZE,
+      note: `PgSql.make({ pool }) over ConnectionPool(${POOL_SIZE}), sql\`SELECT 1\`.values, concurrency ${IN_FLIGHT}`,
+      setup: async () => {
+        const held = await pgfxSqlPool(url, POOL_SIZE)
+        const sql = held.value
+        const work = Effect.forEach(items, () => sql`SELECT 1`.values, { concurrency: IN_FLIGHT, discard: true })
         return { run: () => held.run(work), close: held.close }
       }
     },

@@ -11,11 +11,12 @@
  *   prepared), `ConnectionPool.make`, `FanOut.run`.
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Connection } from "@pgfx/core"
+import { Connection, PgSql } from "@pgfx/core"
 import { ConnectionPool } from "@pgfx/pool"
 import * as Effect from "effect/Effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Redacted from "effect/Redacted"
+import type * as SqlClient from "effect/sql/SqlClient"
 import pg from "pg"
 import postgres from "postgres"
 import { hold, type Held } from "./effect.ts"
@@ -69,3 +70,19 @@ export const pgfxPool = (
       (pool) => pool.wait("60 seconds")
     )
   )
+
+/** effect's `sql` template (`PgSql`) over a pgfx pool of `size` connections (statements shared, pipelined). */
+export const pgfxSqlPool = (url: string, size: number): Promise<Held<SqlClient.SqlClient>> =>
+  hold(
+    Effect.flatMap(
+      Effect.tap(
+        ConnectionPool.make({ conninfo: url, minSize: size, maxSize: size, checkoutLogLevel: "None" }),
+        (pool) => pool.wait("60 seconds")
+      ),
+      (pool) => PgSql.make({ pool })
+    )
+  )
+
+/** effect's `sql` template (`PgSql`) on one pgfx connection. */
+export const pgfxSqlConnection = (url: string): Promise<Held<SqlClient.SqlClient>> =>
+  hold(PgSql.make({ settings: url }))

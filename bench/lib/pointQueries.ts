@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import pg from "pg"
 import postgres from "postgres"
-import { effectPool, pgfxPool, pgPool, postgresJs } from "./clients.ts"
+import { effectPool, pgfxPool, pgfxSqlPool, pgPool, postgresJs } from "./clients.ts"
 import { runEffect } from "./effect.ts"
 import { check, type Contender, runLimited } from "./types.ts"
 
@@ -51,6 +51,40 @@ export const poolContenders = (spec: PoolSpec): Array<Contender> => {
               check(result.failed.length === 0 && result.timedOut.length === 0, `pgfx FanOut: ${result.failed.length} failed, ${result.timedOut.length} timed out`)
               expectRows("pgfx FanOut", result.completed.reduce((sum, c) => sum + c.value.rows.length, 0), n)
             })
+        )
+        return { run: () => held.run(work), close: held.close }
+      }
+    },
+    {
+      client: "pgfx pool.execute",
+      kind: "pgfx",
+      connections: poolSize,
+      note: `ConnectionPool(${poolSize}) + FanOut.run(concurrency ${concurrency}), pool.execute (shared, pipelined)`,
+      setup: async () => {
+        const held = await pgfxPool(url, poolSize)
+        const pool = held.value
+        const work = Effect.flatMap(
+          FanOut.run(ids, (id) => pool.execute(POINT_SQL, [id]), { concurrency, timeout: "120 seconds" }),
+          (result) =>
+            Effect.sync(() => {
+              check(result.failed.length === 0 && result.timedOut.length === 0, `pgfx pool.execute: ${result.failed.length} failed, ${result.timedOut.length} timed out`)
+              expectRows("pgfx pool.execute", result.completed.reduce((sum, c) => sum + c.value.rows.length, 0), n)
+            })
+        )
+        return { run: () => held.run(work), close: held.close }
+      }
+    },
+    {
+      client: "pgfx PgSql",
+      kind: "pgfx",
+      connections: poolSize,
+      note: `PgSql.make({ pool }) over ConnectionPool(${poolSize}), Effect.forEach concurrency ${concurrency}, sql\`…\`.values`,
+      setup: async () => {
+        const held = await pgfxSqlPool(url, poolSize)
+        const sql = held.value
+        const work = Effect.flatMap(
+          Effect.forEach(ids, (id) => sql`SELECT id, payload FROM items WHERE id = ${id}`.values, { concurrency }),
+          (results) => Effect.sync(() => expectRows("pgfx PgSql", results.reduce((sum, r) => sum + r.length, 0), n))
         )
         return { run: () => held.run(work), close: held.close }
       }

@@ -122,9 +122,12 @@ export const evaluateTargets = (all: ReadonlyArray<Series>): Array<Target> => {
       met: r === undefined ? undefined : r >= min
     })
   }
-  const vsPeer = (series: Series | undefined, workload: string, goal: number, label?: string) => {
+  /** `client`'s ok result in `series`, or (no client named) the best pgfx one. */
+  const pgfxOf = (series: Series, client?: string) =>
+    client === undefined ? bestOf(series, "pgfx") : series.results.find((r) => r.client === client && r.status === "ok")
+  const vsPeer = (series: Series | undefined, workload: string, goal: number, label?: string, client?: string) => {
     if (series === undefined) return
-    const pgfx = bestOf(series, "pgfx")
+    const pgfx = pgfxOf(series, client)
     const peer = bestOf(series, "peer")
     byRatio(
       workload,
@@ -150,7 +153,7 @@ export const evaluateTargets = (all: ReadonlyArray<Series>): Array<Target> => {
   vsPeer(w1, "W1", 1.0)
   vsCeiling(w1, "W1", "pgbench -S -M prepared -c 1", 0.85)
   const w2 = find(all, "W2/c32")
-  vsPeer(w2, "W2", 2.0, "time ≤ 0.5× the fastest peer's (speed ≥ 2×), 32 in flight")
+  vsPeer(w2, "W2", 2.0, "idiomatic FanOut (pool.execute): time ≤ 0.5× the fastest peer's (speed ≥ 2×), 32 in flight", "pgfx pool.execute")
   const fresh = find(all, "H/loopback/fresh")
   if (w2 !== undefined && fresh !== undefined) {
     const pgfx = bestOf(w2, "pgfx")
@@ -195,7 +198,23 @@ export const evaluateTargets = (all: ReadonlyArray<Series>): Array<Target> => {
       met: rss === undefined ? undefined : Number(rss) < 150
     })
   }
-  vsPeer(find(all, "W6"), "W6", 1.0)
+  const w6 = find(all, "W6")
+  vsPeer(w6, "W6", 1.2, "pool.execute: speed ≥ 1.2× the fastest peer", "pgfx pool.execute")
+  /** `PgSql` within 1.25× of pgfx's own `execute` (speed ≥ 0.8×). */
+  const sqlVsExecute = (series: Series | undefined, workload: string, execute: string) => {
+    if (series === undefined) return
+    const sql = pgfxOf(series, "pgfx PgSql")
+    const own = pgfxOf(series, execute)
+    byRatio(
+      workload,
+      `PgSql within 1.25× of ${execute} (speed ≥ 0.8×)`,
+      speedRatio(series, sql?.median, own?.median),
+      0.8,
+      (r) => `${ratioText(r)} (${formatNumber(sql!.median)} vs ${formatNumber(own!.median)} ${series.unit})`
+    )
+  }
+  sqlVsExecute(w1, "W1", "pgfx")
+  sqlVsExecute(w6, "W6", "pgfx pool.execute")
   return targets
 }
 

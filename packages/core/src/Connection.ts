@@ -57,6 +57,7 @@ import { parseCommandTag, QueryHandler, type QueryOutcome } from "./internal/que
 import { resultFormat } from "./internal/rowReader.ts"
 import { describeEndpoint, type Endpoint, negotiateTls, openSocket } from "./internal/socket.ts"
 import { makeStartup, type StartupResult } from "./internal/startup.ts"
+import { traced } from "./internal/span.ts"
 import { StatementCache } from "./internal/statementCache.ts"
 import { Wire } from "./internal/wire.ts"
 import type { ProtocolHandler, ResponseHandler, Session } from "./Session.ts"
@@ -528,70 +529,197 @@ class ConnectionImpl<R> implements Connection<R> {
   }
 
   /**
+   * Fibers holding `sessionLock` or waiting for it. While there is one,
+   * statements queue on the lock instead of being pipelined, so a holder
+   * never shares the wire with statements of others.
+   */
+  private lockUsers = 0
+
+  /** Runs `effect` with `sessionLock` (counted in `lockUsers` while waiting too). */
+  private locked<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.suspend(() => {
+      this.lockUsers++
+      return Effect.ensuring(
+        this.sessionLock.withPermit(effect),
+        Effect.sync(() => {
+          this.lockUsers--
+        })
+      )
+    })
+  }
+
+  /** Completes once no request is in flight (statements pipelined before a hold began). */
+  private readonly idle: Effect.Effect<void> = Effect.suspend(() =>
+    this.wire.pending === 0 || this.wire.closed ? Effect.void : Effect.andThen(this.wire.advanced, this.idle)
+  )
+
+  /**
    * Runs `effect` with the connection to itself. Fibers outside the hold wait
    * on `sessionLock`; inside it, requests only serialise on `requestLock`, so
-   * a cancel can never hit another request's statement.
+   * a cancel can never hit another request's statement. The hold begins
+   * once the statements pipelined before it have been answered.
    */
   exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.flatMap(HeldSessions, (held) => {
       if (this.holds(held)) return effect
       const next = new Set(held).add(this as ConnectionImpl<unknown>)
-      return this.sessionLock.withPermit(Effect.andThen(this.settled, Effect.provideService(effect, HeldSessions, next)))
+      return this.locked(Effect.andThen(this.quiet, Effect.provideService(effect, HeldSessions, next)))
     })
   }
 
+  /** No cleanup settling and nothing in flight: what a hold waits for before it starts. */
+  private readonly quiet: Effect.Effect<void> = Effect.suspend(() =>
+    this.cleanup === undefined && (this.wire.pending === 0 || this.wire.closed)
+      ? Effect.void
+      : Effect.andThen(Effect.andThen(this.settled, this.idle), this.quiet)
+  )
+
   /**
-   * The cleanup of an interrupted statement (cancel, then drain) still
-   * running after its caller has returned; whoever takes the session next
-   * waits for it, so nothing is sent before its outcome is known.
+   * The cleanup of interrupted statements (see `abandon`) while it runs
+   * after their callers have returned; whoever takes the session next waits
+   * for it, so nothing is sent before its outcome is known.
    */
-  settling: Effect.Effect<void> | undefined = undefined
+  private cleanup: Deferred.Deferred<void> | undefined = undefined
+
+  /** Interrupted statements still in flight, whose results nobody awaits. */
+  private readonly abandoned = new Set<Tracked>()
+
+  get settling(): boolean {
+    return this.cleanup !== undefined
+  }
 
   /** Waits for a detached cleanup, if one runs (interruptible: the wait is the caller's). */
-  readonly settled: Effect.Effect<void> = Effect.suspend(() => this.settling ?? Effect.void)
+  readonly settled: Effect.Effect<void> = Effect.suspend(() =>
+    this.cleanup === undefined ? Effect.void : Deferred.await(this.cleanup)
+  )
 
   /**
-   * Writes one request and waits for its response with the connection to
-   * itself. Interruption while the server works cancels and drains: inside
-   * `exclusive` before the interruption completes (what follows, e.g. a
-   * ROLLBACK, needs the outcome); otherwise in the background, so that the
-   * caller's deadline is kept even when the network is gone, while the
-   * session stays taken until the cleanup is over.
+   * Writes one request and waits for its response. Outside a hold, with
+   * autocommit on, concurrent callers' requests are pipelined: each is
+   * written at once (its own Sync makes its failure its own) and answered in
+   * order. With autocommit off (implicit BEGIN needs the status first) or
+   * while a hold is pending, requests queue on `sessionLock`. Inside a hold
+   * they serialise on `requestLock`.
+   *
+   * Interruption while the server works: inside a hold the statement is
+   * cancelled and drained before the interruption completes (what follows,
+   * e.g. a ROLLBACK, needs the outcome); outside, the caller returns at once
+   * and `abandon` deals with the statement in the background.
    */
   request<A>(frames: ReadonlyArray<Uint8Array>, handler: ResponseHandler<A>) {
     return Effect.flatMap(HeldSessions, (held) => {
-      const holder = this.holds(held)
-      const send = Effect.uninterruptibleMask((restore) => {
-        const begin = () => {
-          if (this.wire.closed) return Effect.fail(this.notOpen())
-          this.wire.enqueue(handler)
-          this.wire.writeAll(frames)
-          return restore(handler.await).pipe(
-            Effect.onInterrupt(() => holder ? this.cancelAndDrain(handler) : this.cleanUpDetached(handler))
-          )
-        }
-        return Effect.suspend(() =>
-          this.settling === undefined ? begin() : Effect.andThen(restore(this.settling), Effect.suspend(begin))
-        )
-      })
-      return holder ? this.requestLock.withPermit(send) : this.sessionLock.withPermit(send)
+      if (this.holds(held)) return this.requestLock.withPermit(this.sendHeld(frames, handler))
+      return this.sendShared(frames, handler)
     })
   }
 
-  /** `cancelAndDrain` in a fiber of its own; the session is `settling` until it ends. */
-  private cleanUpDetached<A>(handler: ResponseHandler<A>): Effect.Effect<void> {
+  private sendHeld<A>(frames: ReadonlyArray<Uint8Array>, handler: ResponseHandler<A>) {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.andThen(
+        restore(this.settled),
+        Effect.suspend(() => {
+          if (this.wire.closed) return Effect.fail(this.notOpen())
+          this.wire.enqueue(handler)
+          this.wire.writeAll(frames)
+          return restore(handler.await).pipe(Effect.onInterrupt(() => this.cancelAndDrain(handler)))
+        })
+      )
+    )
+  }
+
+  private sendShared<A>(
+    frames: ReadonlyArray<Uint8Array>,
+    handler: ResponseHandler<A>
+  ): Effect.Effect<A, ConnectionError | ProtocolError> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (this.cleanup !== undefined) {
+          return Effect.andThen(restore(this.settled), this.sendShared(frames, handler))
+        }
+        if (!this.autocommit || this.lockUsers > 0) {
+          return this.locked(this.sendNow(frames, handler, restore))
+        }
+        return this.sendNow(frames, handler, restore)
+      })
+    )
+  }
+
+  private sendNow<A>(
+    frames: ReadonlyArray<Uint8Array>,
+    handler: ResponseHandler<A>,
+    restore: <X, E, R>(effect: Effect.Effect<X, E, R>) => Effect.Effect<X, E, R>
+  ): Effect.Effect<A, ConnectionError | ProtocolError> {
+    return Effect.suspend(() => {
+      // a cleanup may have begun while this one waited for the lock
+      if (this.cleanup !== undefined) return Effect.andThen(restore(this.settled), this.sendNow(frames, handler, restore))
+      if (this.wire.closed) return Effect.fail(this.notOpen())
+      this.wire.enqueue(handler)
+      this.wire.writeAll(frames)
+      return restore(handler.await).pipe(Effect.onInterrupt(() => this.abandon(handler)))
+    })
+  }
+
+  /**
+   * An interrupted statement outside a hold: its caller has returned, the
+   * statement is on the wire, maybe behind or ahead of other callers'. A
+   * CancelRequest hits whatever the backend runs when it arrives, so it is
+   * sent only while every request in flight is an abandoned one: then it
+   * cannot cancel anybody else's statement. Until then the abandoned
+   * statements run on and their results are discarded. Meanwhile (the
+   * session is `settling`) nothing new is written, so the moment comes: at
+   * the latest when the live requests ahead have been answered.
+   */
+  private abandon(handler: Tracked): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (handler.done || this.wire.closed) return Effect.void
+      this.abandoned.add(handler)
+      if (this.cleanup !== undefined) return Effect.void
       const over = Deferred.makeUnsafe<void>()
-      this.settling = Deferred.await(over)
-      return Effect.asVoid(Effect.forkDetach(this.cancelAndDrain(handler).pipe(
+      this.cleanup = over
+      return Effect.asVoid(Effect.forkDetach(this.cleanUp.pipe(
         Effect.ensuring(Effect.sync(() => {
-          this.settling = undefined
+          this.abandoned.clear()
+          this.cleanup = undefined
           Deferred.doneUnsafe(over, Exit.void)
         }))
       )))
     })
   }
+
+  /** The loop of `abandon`: wait for live requests, cancel when only abandoned ones are left. */
+  private readonly cleanUp: Effect.Effect<void> = Effect.suspend(() => {
+    for (const handler of this.abandoned) {
+      if (handler.done) this.abandoned.delete(handler)
+    }
+    if (this.abandoned.size === 0 || this.wire.closed || this.wire.pending === 0) return Effect.void
+    if (!this.wire.everyPending((handler) => this.abandoned.has(handler as Tracked))) {
+      return Effect.andThen(this.wire.advanced, this.cleanUp)
+    }
+    return Effect.andThen(this.cancelHead, this.cleanUp)
+  })
+
+  /**
+   * Cancels the statement running now and waits for its answer, within
+   * bounds; otherwise the session cannot be trusted and is closed.
+   */
+  private readonly cancelHead: Effect.Effect<void> = Effect.gen({ self: this }, function*() {
+    // the request must reach the server before its cancel does
+    this.wire.flush()
+    const cancelled = yield* Effect.exit(this.cancel)
+    if (Exit.isFailure(cancelled)) {
+      yield* Effect.logWarning("pgfx: cancel request failed; closing the connection").pipe(
+        Effect.annotateLogs({ backendPid: this.info.backendPid })
+      )
+      this.wire.destroy(this.brokenError("the cancel request failed"))
+      return
+    }
+    const drained = yield* Effect.timeoutOption(this.wire.advanced, this.options.drainTimeout)
+    if (drained._tag === "Some" || this.wire.closed) return
+    yield* Effect.logWarning("pgfx: cancelled statement did not end in time; closing the connection").pipe(
+      Effect.annotateLogs({ backendPid: this.info.backendPid })
+    )
+    this.wire.destroy(this.brokenError("a cancelled statement did not end in time"))
+  })
 
   private send(frames: ReadonlyArray<Uint8Array>, handler: ProtocolHandler) {
     return Effect.flatMap(HeldSessions, (held) =>
@@ -633,7 +761,7 @@ class ConnectionImpl<R> implements Connection<R> {
     awaitResponse: (handler) => connection.awaitResponse(handler),
     write: (bytes) => connection.write(bytes),
     get settling() {
-      return connection.settling !== undefined
+      return connection.settling
     },
     settled: connection.settled,
     invalidate: (reason) =>
@@ -677,35 +805,9 @@ class ConnectionImpl<R> implements Connection<R> {
   }
 
 
-  /**
-   * After an interruption: the statement may still run on the server. Send a
-   * cancel and read the response to its end, within bounds; otherwise the
-   * session cannot be trusted and is closed.
-   */
-  private cancelAndDrain<A>(handler: ResponseHandler<A>): Effect.Effect<void> {
-    const self = this
-    return Effect.gen(function*() {
-      if (handler.done || self.wire.closed) return
-      const cancelled = yield* Effect.exit(self.cancel)
-      if (Exit.isFailure(cancelled)) {
-        yield* Effect.logWarning("pgfx: cancel request failed; closing the connection").pipe(
-          Effect.annotateLogs({ backendPid: self.info.backendPid })
-        )
-        self.wire.destroy(self.brokenError("the cancel request failed"))
-        return
-      }
-      const drained = yield* handler.await.pipe(
-        Effect.timeoutOption(self.options.drainTimeout),
-        Effect.exit
-      )
-      if (Exit.isSuccess(drained) && drained.value._tag === "Some") return
-      if (!self.wire.closed) {
-        yield* Effect.logWarning("pgfx: cancelled statement did not end in time; closing the connection").pipe(
-          Effect.annotateLogs({ backendPid: self.info.backendPid })
-        )
-        self.wire.destroy(self.brokenError("a cancelled statement did not end in time"))
-      }
-    })
+  /** After an interruption inside a hold, where the statement is the only one in flight. */
+  private cancelAndDrain(handler: Tracked): Effect.Effect<void> {
+    return Effect.suspend(() => handler.done || this.wire.closed ? Effect.void : this.cancelHead)
   }
 
   private brokenError(why: string): ConnectionError {
@@ -787,10 +889,14 @@ class ConnectionImpl<R> implements Connection<R> {
     const planned = this.plan(sql, params, policyOf(options?.prepare))
     if (Result.isFailure(planned)) return Effect.fail(planned.failure)
     const plan = planned.success
-    const run = this.request([...plan.frames, EXECUTE_ALL, SYNC], new QueryHandler(sql, plan.preset)).pipe(
-      Effect.tap((outcome) => Effect.sync(() => plan.remember(outcome.error === undefined ? outcome.description : undefined)))
+    const handler = new QueryHandler(
+      sql,
+      plan.preset,
+      plan.remember === noRemember
+        ? undefined
+        : (outcome) => plan.remember(outcome.error === undefined ? outcome.description : undefined)
     )
-    return this.finish(sql, run, factory)
+    return this.finish(sql, this.request([...plan.frames, EXECUTE_ALL, SYNC], handler), factory)
   }
 
   /**
@@ -827,7 +933,7 @@ class ConnectionImpl<R> implements Connection<R> {
       const threshold = this.options.prepareThreshold
       const wanted = policy === "always" ||
         (policy === "auto" && threshold !== null && this.statements.countUse(key) >= threshold)
-      const name = wanted ? this.statements.nextName() : ""
+      const name = (wanted ? this.statements.startPreparing(key) : undefined) ?? ""
       const parse = PgProtocol.encodeParse({ name, query: sql, parameterTypes: oids })
       if (Result.isFailure(parse)) return Result.fail(bindError(parse.failure))
       const bind = encodeBind({ portal: "", statement: name, parameters })
@@ -839,7 +945,7 @@ class ConnectionImpl<R> implements Connection<R> {
       // before Bind, and text decodes every type. Prepared runs get binary.
       frames.push(parse.success, withResultFormats(bind.success, "text"), DESCRIBE_PORTAL)
       const remember = name === "" ? noRemember : (description: ReadonlyArray<PgProtocol.FieldDescription> | undefined) => {
-        if (description === undefined) return
+        if (!this.statements.finishPreparing(key, name) || description === undefined) return
         const fields = description.map((field) => ({ ...field, format: resultFormat(field.dataTypeOid) }))
         this.statements.set(key, { name, fields, formats: fields.map((field) => field.format) })
       }
@@ -855,16 +961,18 @@ class ConnectionImpl<R> implements Connection<R> {
     run: Effect.Effect<QueryOutcome, ConnectionError | ProtocolError>,
     factory: RowFactory.RowFactory<A>
   ): Effect.Effect<QueryResult<A>, PgError> {
-    return Effect.flatMap(run, (outcome) => {
-      for (const result of outcome.results) this.statements.observe(result.commandTag)
-      const notices = this.takeNotices(outcome.notices)
-      const logged = logNotices(notices)
-      if (outcome.error !== undefined) {
-        return Effect.andThen(logged, Effect.fail(outcome.error))
-      }
-      const shaped = shapeResult(outcome, factory)
-      return Effect.andThen(logged, shaped)
-    }).pipe(Effect.withSpan("pgfx.execute", { attributes: { "db.statement": sql, "db.system": "postgresql" } }, noStackTrace))
+    return traced(
+      Effect.flatMap(run, (outcome): Effect.Effect<QueryResult<A>, PgError> => {
+        for (const result of outcome.results) this.statements.observe(result.commandTag)
+        const result: Exit.Exit<QueryResult<A>, PgError> = outcome.error === undefined
+          ? shapeResult(outcome, factory)
+          : Exit.fail(outcome.error)
+        const notices = this.takeNotices(outcome.notices)
+        return notices.length === 0 ? result : Effect.andThen(logNotices(notices), result)
+      }),
+      "pgfx.execute",
+      { "db.statement": sql, "db.system": "postgresql" }
+    )
   }
 
   /** The notices of a statement plus any that arrived between statements; each goes to the listeners once. */
@@ -885,12 +993,18 @@ class ConnectionImpl<R> implements Connection<R> {
     const batchSize = options?.batchSize ?? 1000
     const self = this
     return Stream.unwrap(Effect.gen(function*() {
+      const held = yield* self.holdScoped
+      // planned once the session is held: the frames go out as planned, no other request between
       const planned = self.plan(sql, params ?? [], policyOf(options?.prepare))
       if (Result.isFailure(planned)) return Stream.fail(planned.failure)
       const plan = planned.success
-      const held = yield* self.holdScoped
       const portal = new PortalHandler(sql, plan.preset, batchSize)
-      yield* Effect.addFinalizer(() => Effect.provideService(self.closePortal(portal), HeldSessions, held))
+      yield* Effect.addFinalizer(() =>
+        Effect.provideService(self.closePortal(portal), HeldSessions, held).pipe(
+          // a Parse whose stream ended early is not remembered, and no longer blocks preparing
+          Effect.ensuring(Effect.sync(() => plan.remember(undefined)))
+        )
+      )
       if (self.wire.closed) return Stream.fail(self.notOpen())
       self.wire.enqueue(portal)
       self.wire.writeAll([...plan.frames, portal.executeFrame, FLUSH])
@@ -1132,8 +1246,17 @@ class ConnectionImpl<R> implements Connection<R> {
   private get holdScoped(): Effect.Effect<ReadonlySet<ConnectionImpl<unknown>>, never, Scope.Scope> {
     return Effect.flatMap(HeldSessions, (held) => {
       if (this.holds(held)) return Effect.succeed(held)
+      const counted = Effect.acquireRelease(
+        Effect.sync(() => {
+          this.lockUsers++
+        }),
+        () =>
+          Effect.sync(() => {
+            this.lockUsers--
+          })
+      )
       return Effect.as(
-        Effect.andThen(Semaphore.takeScoped(this.sessionLock, 1), this.settled),
+        Effect.andThen(Effect.andThen(counted, Semaphore.takeScoped(this.sessionLock, 1)), this.quiet),
         new Set(held).add(this as ConnectionImpl<unknown>)
       )
     })
@@ -1154,6 +1277,9 @@ class ConnectionImpl<R> implements Connection<R> {
     })
   }
 }
+
+/** A request whose completion can be told: `ResponseHandler`s, portals. */
+type Tracked = ProtocolHandler & { readonly done: boolean }
 
 /**
  * When to prepare: `auto` after `prepareThreshold` runs, `always` now,
@@ -1182,20 +1308,29 @@ const noStackTrace = { captureStackTrace: false } as const
 
 const nulInQuery = () => new ParameterError({ message: "the query text contains a NUL byte" })
 
-const shapeResult = <A>(outcome: QueryOutcome, factory: RowFactory.RowFactory<A>): Effect.Effect<QueryResult<A>, DecodeError> =>
-  Effect.try({
-    try: () => {
-      const results = outcome.results.map((set): QueryResult<A> => {
-        const { command, rowCount } = parseCommandTag(set.commandTag)
-        const fields = set.fields.map(toField)
-        const shape = factory.make(fields)
-        return { command, commandTag: set.commandTag, rowCount, rows: set.rows.map(shape), fields, results: [] }
-      })
-      const first = results[0] ?? { command: "", commandTag: "", rowCount: undefined, rows: [], fields: [], results: [] }
-      return { ...first, results }
-    },
-    catch: (cause) => cause as DecodeError
-  })
+const shapeResult = <A>(outcome: QueryOutcome, factory: RowFactory.RowFactory<A>): Exit.Exit<QueryResult<A>, DecodeError> => {
+  try {
+    const sets = outcome.results
+    if (sets.length === 1) {
+      // the common case, without the array of one
+      const result = shapeSet(sets[0], factory)
+      return Exit.succeed({ ...result, results: [result] })
+    }
+    const results = sets.map((set) => shapeSet(set, factory))
+    const first = results[0] ?? { command: "", commandTag: "", rowCount: undefined, rows: [], fields: [], results: [] }
+    return Exit.succeed({ ...first, results })
+  } catch (cause) {
+    // a row factory's schema decoding throws its DecodeError
+    return Exit.fail(cause as DecodeError)
+  }
+}
+
+const shapeSet = <A>(set: QueryOutcome["results"][number], factory: RowFactory.RowFactory<A>): QueryResult<A> => {
+  const { command, rowCount } = parseCommandTag(set.commandTag)
+  const fields = set.fields.map(toField)
+  const shape = factory.make(fields)
+  return { command, commandTag: set.commandTag, rowCount, rows: set.rows.map(shape), fields, results: [] }
+}
 
 const bindError = (cause: { readonly message: string }) =>
   new ParameterError({ message: `cannot encode parameters: ${cause.message}`, cause })

@@ -169,6 +169,27 @@ export interface Options<E = never> extends ClientOptions {
   readonly connectOptions?: Connection.ConnectOptions<unknown> | undefined
   /** Checks out a connection for the life of the scope; used instead of `settings`. */
   readonly acquire?: Effect.Effect<Connection.Connection<unknown>, E, Scope.Scope> | undefined
+  /**
+   * A pool (`@pgfx/pool`'s `ConnectionPool`): single statements run through
+   * its `share` (pipelined on pooled connections, no exclusive checkout);
+   * transactions, streams and `reserve` check a connection out. Used instead
+   * of `settings` and `acquire`.
+   */
+  readonly pool?: SharedPool<E> | undefined
+}
+
+/**
+ * What `PgSql` needs of a pool; `@pgfx/pool`'s `ConnectionPool` is one.
+ *
+ * @since 0.1.0
+ */
+export interface SharedPool<E = unknown> {
+  /** A scoped exclusive checkout. */
+  readonly connection: Effect.Effect<Connection.Connection<any>, E, Scope.Scope>
+  /** Runs `f` on a connection shared with concurrent callers (statements pipelined). */
+  readonly share: <A, E2, R>(
+    f: (connection: Connection.Connection<any>) => Effect.Effect<A, E2, R>
+  ) => Effect.Effect<A, E | E2, R>
 }
 
 /**
@@ -443,6 +464,38 @@ const checkoutAcquirers = <E>(
   }
 }
 
+/** A statement's own failure, told apart from the pool's (checkout) failures. */
+class StatementFailure {
+  constructor(readonly error: unknown) {}
+}
+
+/**
+ * Over a pool: each statement outside a transaction runs on a shared
+ * connection (pipelined with the other fibers' statements), transactions
+ * and streams check one out.
+ */
+const poolAcquirers = <E>(pool: SharedPool<E>, batchSize: number | undefined): Acquirers => {
+  const checkout = checkoutAcquirers(pool.connection, batchSize)
+  const wrappers = new WeakMap<Connection.Connection<unknown>, PgSqlConnection>()
+  const wrap = (pg: Connection.Connection<unknown>): PgSqlConnection => {
+    let wrapper = wrappers.get(pg)
+    if (wrapper === undefined) {
+      wrapper = new PgSqlConnection(pg, batchSize)
+      wrappers.set(pg, wrapper)
+    }
+    return wrapper
+  }
+  return {
+    ...checkout,
+    borrower: <A, E2, R>(f: (connection: SqlConnection.Connection) => Effect.Effect<A, E2, R>) =>
+      Effect.mapError(
+        pool.share((pg) => Effect.mapError(f(wrap(pg)), (error) => new StatementFailure(error))),
+        (error): E2 | SqlError.SqlError =>
+          error instanceof StatementFailure ? error.error as E2 : acquireError(error, "acquireConnection")
+      )
+  }
+}
+
 // -----------------------------------------------------------------------------
 // constructors
 // -----------------------------------------------------------------------------
@@ -466,7 +519,9 @@ const checkoutAcquirers = <E>(
 export const make = <E = never>(options: Options<E> = {}): Effect.Effect<PgSql, SqlError.SqlError, Scope.Scope> =>
   Effect.gen(function*() {
     const batchSize = options.streamBatchSize
-    const acquirers = options.acquire !== undefined
+    const acquirers = options.pool !== undefined
+      ? poolAcquirers(options.pool, batchSize)
+      : options.acquire !== undefined
       ? checkoutAcquirers(options.acquire, batchSize)
       : yield* sharedAcquirers(options.settings ?? "", options.connectOptions, batchSize)
     const transformJson = options.transformJson ?? true

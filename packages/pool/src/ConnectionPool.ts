@@ -40,6 +40,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as LogLevel from "effect/LogLevel"
 import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import { ping } from "./internal/ping.ts"
 import { makePool } from "./internal/service.ts"
 import type { PoolClosed, PoolConfigError, PoolTimeout, TooManyRequests } from "./PoolError.ts"
@@ -168,6 +169,49 @@ export interface ConnectionPool<R = RowFactory.Tuple> {
     f: (connection: Connection.Connection<R>) => Effect.Effect<A, E, R2>,
     options?: CheckoutOptions
   ) => Effect.Effect<A, E | CheckoutError, Exclude<R2, Scope.Scope>>
+  /**
+   * Runs one statement on a pooled connection without an exclusive
+   * checkout: concurrent `execute` calls are spread over the pool (the least
+   * loaded connection first) and pipelined there, each with its own Sync, so
+   * one failing statement fails only its caller. The fast path for
+   * independent statements, e.g. `FanOut.run(ids, (id) => pool.execute(sql, [id]))`.
+   *
+   * One statement, always with the extended protocol (`params` default to
+   * none): a script of several statements fails with the server's error
+   * (use `pool.use((conn) => conn.execute(script))`). Transaction control
+   * (`BEGIN`, `COMMIT`, `SAVEPOINT`, …) is refused with an `InterfaceError`,
+   * since the connection's other statements would run inside that
+   * transaction: use `pool.use((conn) => conn.transaction(…))`. Interruption
+   * keeps its guarantees: a statement still queued behind others is never
+   * cancelled on the server by mistake; see `Connection.execute`. With
+   * `autocommit: false` connections or a null pool this is `use` + `execute`.
+   */
+  readonly execute: <A = R>(
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: Connection.ExecuteOptions<A>
+  ) => Effect.Effect<Connection.QueryResult<A>, PgError.PgError | CheckoutError>
+  /**
+   * Runs `f` with a pooled connection that concurrent `share` (and
+   * `execute`) calls use at the same time, their statements pipelined; the
+   * connection goes back when the last of them is done. For statements
+   * that leave no session state behind: a transaction block
+   * (`conn.transaction`) still gets the connection to itself while the
+   * others wait, but a `SET` or an unfinished `BEGIN` would be seen by
+   * every sharer. `execute` is `share` + `conn.execute`.
+   */
+  readonly share: <A, E, R2>(
+    f: (connection: Connection.Connection<R>) => Effect.Effect<A, E, R2>
+  ) => Effect.Effect<A, E | CheckoutError, R2>
+  /**
+   * Streams the rows of a query on a connection checked out for the
+   * stream's life (a portal needs the connection to itself).
+   */
+  readonly stream: <A = R>(
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: Connection.StreamOptions<A>
+  ) => Stream.Stream<A, PgError.PgError | CheckoutError>
   /**
    * Waits until `minSize` connections are idle (default 30 s). On timeout the
    * pool is closed and `PoolTimeout` raised; on a closed pool, `PoolClosed`.
@@ -345,6 +389,11 @@ export interface Options<R = RowFactory.Tuple> extends Connection.ConnectOptions
   readonly reconnectFailed?: ((pool: ConnectionPool<NoInfer<R>>) => Effect.Effect<unknown, unknown> | void) | undefined
   /** Connection attempts running at once (default 3). */
   readonly numWorkers?: number | undefined
+  /**
+   * Statements `execute` / `share` pipeline on one connection before they
+   * take another one or queue for one (default 16).
+   */
+  readonly maxPipeline?: number | undefined
   /** The optional health-check fiber. */
   readonly healthCheck?: HealthCheckOptions | undefined
   /**

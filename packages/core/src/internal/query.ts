@@ -56,10 +56,14 @@ export class QueryHandler extends RowsHandler<QueryOutcome> {
    * @param query the SQL, attached to server errors
    * @param preset the cached row description of a prepared statement, whose
    *   Bind carries no Describe
+   * @param onOutcome sees the outcome as it arrives, whether or not anybody
+   *   still awaits it (the statement cache learns of an interrupted caller's
+   *   Parse too)
    */
   constructor(
     readonly query: string,
-    private readonly preset: ReadonlyArray<PgProtocol.FieldDescription> | undefined
+    private readonly preset: ReadonlyArray<PgProtocol.FieldDescription> | undefined,
+    private readonly onOutcome?: (outcome: QueryOutcome) => void
   ) {
     super()
   }
@@ -107,13 +111,15 @@ export class QueryHandler extends RowsHandler<QueryOutcome> {
         return false
       case "ReadyForQuery":
         context.setFieldReader(undefined)
-        this.finish({
+        const outcome: QueryOutcome = {
           results: this.results,
           error: this.error ?? this.decodeError,
           notices: this.notices,
           status: message.status,
           description: this.description
-        })
+        }
+        this.onOutcome?.(outcome)
+        this.finish(outcome)
         return true
       default:
         // ParseComplete, CloseComplete, ParameterDescription, PortalSuspended,

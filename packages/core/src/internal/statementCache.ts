@@ -49,11 +49,27 @@ export class StatementCache {
     return before
   }
 
-  nextName(): string {
-    return `_pgfx_${this.counter++}`
+  /** Statements whose Parse is on the wire, by key: concurrent callers must not prepare them twice. */
+  private readonly preparing = new Map<string, string>()
+
+  /** A name for `key`'s statement, or `undefined` while one is being prepared already. */
+  startPreparing(key: string): string | undefined {
+    if (this.preparing.has(key)) return undefined
+    const name = `_pgfx_${this.counter++}`
+    this.preparing.set(key, name)
+    return name
+  }
+
+  /** Ends `startPreparing`; `true` the first time for that name (its outcome is to be recorded). */
+  finishPreparing(key: string, name: string): boolean {
+    if (this.preparing.get(key) !== name) return false
+    this.preparing.delete(key)
+    return true
   }
 
   set(key: string, statement: PreparedStatement): void {
+    const replaced = this.prepared.get(key)
+    if (replaced !== undefined && replaced.name !== statement.name) this.evicted.push(replaced.name)
     this.prepared.set(key, statement)
     this.uses.delete(key)
     while (this.prepared.size > this.max) {

@@ -122,6 +122,34 @@ export class Wire {
     return this.queue.length - this.head
   }
 
+  /** Whether every request still in flight satisfies `test` (`true` when none is). */
+  everyPending(test: (handler: ProtocolHandler) => boolean): boolean {
+    for (let index = this.head; index < this.queue.length; index++) {
+      if (!test(this.queue[index])) return false
+    }
+    return true
+  }
+
+  private advanceWaiters: Array<() => void> = []
+
+  /** Completes when the oldest request in flight has been answered (or the connection is gone). */
+  readonly advanced: Effect.Effect<void> = Effect.callback((resume) => {
+    if (this.closed || this.pending === 0) return resume(Effect.void)
+    const wake = () => resume(Effect.void)
+    this.advanceWaiters.push(wake)
+    return Effect.sync(() => {
+      const index = this.advanceWaiters.indexOf(wake)
+      if (index >= 0) this.advanceWaiters.splice(index, 1)
+    })
+  })
+
+  private wakeAdvanceWaiters(): void {
+    if (this.advanceWaiters.length === 0) return
+    const waiters = this.advanceWaiters
+    this.advanceWaiters = []
+    for (const wake of waiters) wake()
+  }
+
   /** Registers a handler for the response to the next request written. */
   enqueue(handler: ProtocolHandler): void {
     if (this.closed) {
@@ -131,25 +159,57 @@ export class Wire {
     this.queue.push(handler)
   }
 
-  /** Writes; returns `false` when the send buffer is full (wait for the socket's `drain`). */
+  /**
+   * Writes now (after anything `writeAll` has queued); returns `false` when
+   * the send buffer is full (wait for `drained`).
+   */
   write(bytes: Uint8Array): boolean {
-    return this.closed ? true : this.socket.write(bytes)
+    if (this.closed) return true
+    if (this.outgoing.length > 0) this.flush()
+    return this.socket.write(bytes)
   }
 
-  /** Writes several frames as one batch. */
+  /**
+   * Queues frames for the next flush: every request written in the same
+   * tick (the fibers a batch of responses woke, a pipeline of concurrent
+   * callers) leaves in one socket write instead of one syscall each.
+   */
   writeAll(frames: ReadonlyArray<Uint8Array>): void {
     if (this.closed) return
+    for (let index = 0; index < frames.length; index++) {
+      this.outgoing.push(frames[index])
+      this.outgoingSize += frames[index].length
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      process.nextTick(this.flushLater)
+    }
+  }
+
+  private outgoing: Array<Uint8Array> = []
+  private outgoingSize = 0
+  private flushScheduled = false
+  private readonly flushLater = (): void => {
+    this.flushScheduled = false
+    this.flush()
+  }
+
+  /** Sends what `writeAll` queued, as one buffer. */
+  flush(): void {
+    const frames = this.outgoing
+    if (frames.length === 0 || this.closed) return
+    const size = this.outgoingSize
+    this.outgoing = []
+    this.outgoingSize = 0
     if (frames.length === 1) {
       this.socket.write(frames[0])
       return
     }
-    let size = 0
-    for (const frame of frames) size += frame.length
-    const bytes = new Uint8Array(size)
+    const bytes = Buffer.allocUnsafe(size)
     let offset = 0
-    for (const frame of frames) {
-      bytes.set(frame, offset)
-      offset += frame.length
+    for (let index = 0; index < frames.length; index++) {
+      bytes.set(frames[index], offset)
+      offset += frames[index].length
     }
     this.socket.write(bytes)
   }
@@ -158,6 +218,7 @@ export class Wire {
   get drained(): Effect.Effect<void, ConnectionError | ProtocolError> {
     return Effect.callback((resume) => {
       if (this.closed) return resume(Effect.fail(this.closeError ?? this.lostError(undefined)))
+      this.flush()
       if (!this.socket.writableNeedDrain) return resume(Effect.void)
       const onDrain = () => {
         this.socket.off("close", onDrain)
@@ -181,6 +242,7 @@ export class Wire {
   /** Sends Terminate and half-closes; the socket closes when the server does. */
   terminate(): void {
     if (this.closed) return
+    this.flush()
     this.socket.end(PgProtocol.encodeTerminate())
     this.fail(
       new ConnectionError({ reason: "NotOpen", message: "the connection is closed", address: this.address }),
@@ -243,6 +305,7 @@ export class Wire {
         this.head = 0
       }
       handler.onDone?.()
+      this.wakeAdvanceWaiters()
     }
   }
 
@@ -272,6 +335,8 @@ export class Wire {
     if (this.closed) return
     this.closed = true
     this.closeError = error
+    this.outgoing = []
+    this.outgoingSize = 0
     const pending = this.queue.slice(this.head)
     this.queue.length = 0
     this.head = 0
@@ -281,6 +346,7 @@ export class Wire {
       this.socket.destroy()
     }
     for (const handler of pending) handler.onClose(error)
+    this.wakeAdvanceWaiters()
     this.hooks?.onClose(error)
   }
 }

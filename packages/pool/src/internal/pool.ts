@@ -56,6 +56,7 @@ export interface PoolSettings {
   readonly leakDetectionMs: number | undefined
   readonly backoff: BackoffSettings
   readonly checkoutLogLevel: LogLevel.Severity | undefined
+  readonly maxPipeline: number
 }
 
 /** A connection owned by the pool. */
@@ -73,6 +74,8 @@ interface Pooled {
   checkedOutAt: number
   borrower: string | undefined
   leakReported: boolean
+  /** Statements of `share` running on it; it is in `sharing` while there are any. */
+  sharers: number
 }
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -329,7 +332,8 @@ export class PoolState {
             lastUsedAt: created,
             checkedOutAt: 0,
             borrower: undefined,
-            leakReported: false
+            leakReported: false,
+            sharers: 0
           }
           return pooled
         })
@@ -696,6 +700,74 @@ export class PoolState {
         )
       })
     )
+  }
+
+  // ---------------------------------------------------------------------------
+  // shared leases: statements of many clients pipelined on pooled connections
+  // ---------------------------------------------------------------------------
+
+  /** Connections lent to `share`, each while statements run on it (`sharers`). */
+  private readonly sharing: Array<Pooled> = []
+
+  /**
+   * The least loaded connection lent to `share` that may take one more
+   * statement, or `undefined` to take one the usual way: when an idle one
+   * is there and every shared one is busy, when all are `maxPipeline` deep,
+   * or when clients wait for a checkout (they come first; the statement then
+   * queues like them).
+   */
+  private pickShared(): Pooled | undefined {
+    if (this.waiting.length > 0) return undefined
+    let best: Pooled | undefined
+    for (const pooled of this.sharing) {
+      const conn = pooled.conn
+      if (conn.closed || conn.session.settling) continue
+      if (best === undefined || pooled.sharers < best.sharers) best = pooled
+    }
+    if (best === undefined || best.sharers >= this.settings.maxPipeline) return undefined
+    return best.sharers > 0 && this.idle.length > 0 ? undefined : best
+  }
+
+  /** Whether statements may share connections: autocommit on (no implicit transactions), not a null pool. */
+  private get shareable(): boolean {
+    return !this.settings.nullPool && this.settings.connectOptions.autocommit !== false
+  }
+
+  /**
+   * Runs `f` with a pooled connection that other `share` calls use at the
+   * same time: their statements are pipelined on it (see
+   * `Connection.execute`). The connection goes back to the pool when its
+   * last sharer is done. Where sharing is not possible it is `use`.
+   */
+  share<A, E, R>(
+    f: (connection: Connection.Connection<unknown>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | CheckoutError, R> {
+    if (!this.shareable) return this.use(f, undefined)
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (this.closed) return Effect.fail(this.closedError())
+        const ready = this.pickShared()
+        if (ready !== undefined) return this.runShared(ready, f, restore)
+        return Effect.flatMap(this.traced(this.acquire(restore, this.settings.timeoutMs)), (pooled) => {
+          this.sharing.push(pooled)
+          return this.runShared(pooled, f, restore)
+        })
+      })
+    )
+  }
+
+  private runShared<A, E, R>(
+    pooled: Pooled,
+    f: (connection: Connection.Connection<unknown>) => Effect.Effect<A, E, R>,
+    restore: Restore
+  ): Effect.Effect<A, E, R> {
+    pooled.sharers++
+    return Effect.flatMap(Effect.exit(restore(f(pooled.conn))), (exit) => {
+      if (--pooled.sharers > 0) return exit
+      const index = this.sharing.indexOf(pooled)
+      if (index >= 0) this.sharing.splice(index, 1)
+      return Effect.andThen(this.release(pooled, exit), exit)
+    })
   }
 
   /**

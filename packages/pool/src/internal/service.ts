@@ -2,7 +2,7 @@
  * From public options to a running pool and its service object; shared by
  * `ConnectionPool` and `NullConnectionPool`.
  */
-import { Connection, PgConfig } from "@pgfx/core"
+import { Connection, PgConfig, PgError } from "@pgfx/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -10,11 +10,19 @@ import * as Exit from "effect/Exit"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { CheckoutError, CheckoutOptions, ConnectionPool as Pool, Options } from "../ConnectionPool.ts"
 import { PoolConfigError } from "../PoolError.ts"
 import { checkSize, makeState, type PoolSettings, type PoolState } from "./pool.ts"
 
 let poolCounter = 0
+
+/**
+ * Statements that open, end or mark a transaction (after leading comments):
+ * on a shared connection the other statements would run inside it.
+ */
+const transactionControl =
+  /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION)\b/i
 
 const durationMs = (
   name: string,
@@ -50,6 +58,10 @@ const resolveSettings = <R>(
     const numWorkers = options.numWorkers ?? 3
     if (!Number.isInteger(numWorkers) || numWorkers < 1) {
       return yield* new PoolConfigError({ message: "numWorkers must be at least 1" })
+    }
+    const maxPipeline = options.maxPipeline ?? 16
+    if (!Number.isInteger(maxPipeline) || maxPipeline < 1) {
+      return yield* new PoolConfigError({ message: "maxPipeline must be at least 1" })
     }
     const maxWaiting = options.maxWaiting ?? 0
     if (!Number.isInteger(maxWaiting) || maxWaiting < 0) {
@@ -108,7 +120,8 @@ const resolveSettings = <R>(
       healthCheck,
       leakDetectionMs,
       backoff: { initialDelayMs, jitter, factor },
-      checkoutLogLevel: traced ? (level === "All" ? "Trace" : level) : undefined
+      checkoutLogLevel: traced ? (level === "All" ? "Trace" : level) : undefined,
+      maxPipeline
     }
   })
 
@@ -152,6 +165,21 @@ const toService = <R>(state: PoolState): Pool<R> => {
         Exclude<R2, Scope.Scope>
       >
     },
+    execute: <A>(sql: string, params?: ReadonlyArray<unknown>, options?: Connection.ExecuteOptions<A>) =>
+      transactionControl.test(sql)
+        ? Effect.fail(
+          new PgError.InterfaceError({
+            message: "pool.execute runs statements on shared connections: transaction control needs " +
+              "pool.use((conn) => conn.transaction(...)) (or conn.execute inside pool.use)"
+          })
+        )
+        : state.share((conn) => conn.execute(sql, params ?? [], options as Connection.ExecuteOptions<A>)),
+    share: <A, E, R2>(f: (connection: Connection.Connection<R>) => Effect.Effect<A, E, R2>) =>
+      state.share(f as (connection: Connection.Connection<unknown>) => Effect.Effect<A, E, R2>),
+    stream: <A>(sql: string, params?: ReadonlyArray<unknown>, options?: Connection.StreamOptions<A>) =>
+      Stream.unwrap(Effect.map(connection, (conn) => conn.stream(sql, params, options as Connection.StreamOptions<A>))).pipe(
+        Stream.scoped
+      ) as Stream.Stream<A, PgError.PgError | CheckoutError>,
     wait: (timeout) => {
       const ms = durationMs("timeout", timeout, 30_000)
       return Exit.isFailure(ms) ? Effect.die(ms.cause) : state.wait(ms.value)

@@ -10,6 +10,7 @@ import type { Connection } from "@pgfx/core"
 import { ConnectionPool } from "@pgfx/pool"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 
 interface ViewState {
   checkedOut: number
@@ -55,6 +56,10 @@ export const makePoolView = (connection: Connection.Connection, name: string): C
     connection: checkout,
     connectionWith: () => checkout,
     use: (f) => Effect.scoped(Effect.flatMap(checkout, f)),
+    execute: (sql, params, options) => Effect.scoped(Effect.flatMap(checkout, (conn) => conn.execute(sql, params ?? [], options))),
+    share: (f) => Effect.scoped(Effect.flatMap(checkout, f)),
+    stream: (sql, params, options) =>
+      Stream.unwrap(Effect.map(checkout, (conn) => conn.stream(sql, params, options))).pipe(Stream.scoped),
     wait: () => Effect.void,
     open: () => Effect.void,
     close: Effect.void,

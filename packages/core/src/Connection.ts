@@ -31,6 +31,7 @@ import type * as Scope from "effect/Scope"
 import * as Queue from "effect/Queue"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import * as net from "node:net"
 import type * as tls from "node:tls"
 import * as Cursor from "./Cursor.ts"
@@ -382,6 +383,7 @@ const SYNC = PgProtocol.encodeSync()
 const EXECUTE_ALL = PgProtocol.encodeExecute({ portal: "", maxRows: 0 })
 const FLUSH = PgProtocol.encodeFlush()
 const DESCRIBE_PORTAL = PgProtocol.encodeDescribe({ target: "portal", name: "" })
+const EXECUTE_SYNC: ReadonlyArray<Uint8Array> = [EXECUTE_ALL, SYNC]
 
 /**
  * Rewrites the result-format codes at the end of a Bind frame (`PgProtocol`
@@ -861,7 +863,39 @@ class ConnectionImpl<R> implements Connection<R> {
     options?: ExecuteOptions<A>
   ): Effect.Effect<QueryResult<A>, PgError> {
     // Built when run, not when called: an effect may run many times.
-    return Effect.suspend(() => this.executeNow(sql, params, options))
+    return Effect.withFiber((fiber) =>
+      params !== undefined && this.autocommit && this.cleanup === undefined && this.lockUsers === 0 &&
+        !this.wire.closed && !this.holds(fiber.getRef(HeldSessions)) &&
+        fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+        ? this.executePipelined(sql, params, options)
+        : this.executeNow(sql, params, options)
+    )
+  }
+
+  /**
+   * `execute`'s path when nothing stands in the way of pipelining (what
+   * `request` + `finish` do, without their checks and span): the request is
+   * written now, in the caller's tick.
+   */
+  private executePipelined<A>(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    options: ExecuteOptions<A> | undefined
+  ): Effect.Effect<QueryResult<A>, PgError> {
+    const planned = this.plan(sql, params, policyOf(options?.prepare))
+    if (Result.isFailure(planned)) return Effect.fail(planned.failure)
+    const plan = planned.success
+    const factory = (options?.rowFactory ?? this.rowFactory) as RowFactory.RowFactory<A>
+    const handler = new QueryHandler(sql, plan.preset, plan.onOutcome)
+    return Effect.flatMap(
+      Effect.uninterruptibleMask((restore) => {
+        this.wire.enqueue(handler)
+        this.wire.writeAll(plan.frames)
+        this.wire.writeAll(EXECUTE_SYNC)
+        return restore(handler.await).pipe(Effect.onInterrupt(() => this.abandon(handler)))
+      }),
+      (outcome) => this.settle(outcome, factory)
+    )
   }
 
   private executeNow<A>(
@@ -889,13 +923,7 @@ class ConnectionImpl<R> implements Connection<R> {
     const planned = this.plan(sql, params, policyOf(options?.prepare))
     if (Result.isFailure(planned)) return Effect.fail(planned.failure)
     const plan = planned.success
-    const handler = new QueryHandler(
-      sql,
-      plan.preset,
-      plan.remember === noRemember
-        ? undefined
-        : (outcome) => plan.remember(outcome.error === undefined ? outcome.description : undefined)
-    )
+    const handler = new QueryHandler(sql, plan.preset, plan.onOutcome)
     return this.finish(sql, this.request([...plan.frames, EXECUTE_ALL, SYNC], handler), factory)
   }
 
@@ -928,7 +956,7 @@ class ConnectionImpl<R> implements Connection<R> {
           frames.push(PgProtocol.encodeClose({ target: "statement", name }))
         }
         frames.push(withResultFormats(bind.success, cached.formats))
-        return Result.succeed({ frames, preset: cached.fields, remember: noRemember })
+        return Result.succeed({ frames, preset: cached.fields, remember: noRemember, onOutcome: undefined })
       }
       const threshold = this.options.prepareThreshold
       const wanted = policy === "always" ||
@@ -949,7 +977,14 @@ class ConnectionImpl<R> implements Connection<R> {
         const fields = description.map((field) => ({ ...field, format: resultFormat(field.dataTypeOid) }))
         this.statements.set(key, { name, fields, formats: fields.map((field) => field.format) })
       }
-      return Result.succeed({ frames, preset: undefined, remember })
+      return Result.succeed({
+        frames,
+        preset: undefined,
+        remember,
+        onOutcome: name === ""
+          ? undefined
+          : (outcome: QueryOutcome) => remember(outcome.error === undefined ? outcome.description : undefined)
+      })
     } catch (cause) {
       // A custom codec may throw instead of returning its failure.
       return Result.fail(bindError(cause instanceof Error ? cause : new Error(String(cause))))
@@ -962,17 +997,20 @@ class ConnectionImpl<R> implements Connection<R> {
     factory: RowFactory.RowFactory<A>
   ): Effect.Effect<QueryResult<A>, PgError> {
     return traced(
-      Effect.flatMap(run, (outcome): Effect.Effect<QueryResult<A>, PgError> => {
-        for (const result of outcome.results) this.statements.observe(result.commandTag)
-        const result: Exit.Exit<QueryResult<A>, PgError> = outcome.error === undefined
-          ? shapeResult(outcome, factory)
-          : Exit.fail(outcome.error)
-        const notices = this.takeNotices(outcome.notices)
-        return notices.length === 0 ? result : Effect.andThen(logNotices(notices), result)
-      }),
+      Effect.flatMap(run, (outcome) => this.settle(outcome, factory)),
       "pgfx.execute",
       { "db.statement": sql, "db.system": "postgresql" }
     )
+  }
+
+  /** A statement's outcome as its caller's result: shaped rows or its error, with its notices logged. */
+  private settle<A>(outcome: QueryOutcome, factory: RowFactory.RowFactory<A>): Effect.Effect<QueryResult<A>, PgError> {
+    for (const result of outcome.results) this.statements.observe(result.commandTag)
+    const result: Exit.Exit<QueryResult<A>, PgError> = outcome.error === undefined
+      ? shapeResult(outcome, factory)
+      : Exit.fail(outcome.error)
+    const notices = this.takeNotices(outcome.notices)
+    return notices.length === 0 ? result : Effect.andThen(logNotices(notices), result)
   }
 
   /** The notices of a statement plus any that arrived between statements; each goes to the listeners once. */
@@ -1299,6 +1337,8 @@ interface Plan {
   readonly preset: ReadonlyArray<PgProtocol.FieldDescription> | undefined
   /** Caches the statement's columns once it ran successfully (prepared statements only). */
   readonly remember: (description: ReadonlyArray<PgProtocol.FieldDescription> | undefined) => void
+  /** `remember` for a QueryHandler's outcome, when there is something to remember. */
+  readonly onOutcome: ((outcome: QueryOutcome) => void) | undefined
 }
 
 const noRemember = () => {}

@@ -7,7 +7,7 @@
 import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import type { DecodeError } from "../PgError.ts"
 import { type ProtocolContext, ResponseHandler } from "../Session.ts"
-import { makeFieldReader } from "./rowReader.ts"
+import { cachedFieldReader, makeFieldReader } from "./rowReader.ts"
 
 export abstract class RowsHandler<A> extends ResponseHandler<A> {
   /** Columns of the result being received. */
@@ -18,14 +18,18 @@ export abstract class RowsHandler<A> extends ResponseHandler<A> {
   /** Whether the current result's columns are known (a DataRow before that is a protocol violation). */
   protected described = false
 
-  private readonly onDecodeError = (error: DecodeError) => {
+  /** The first value of the result that could not be decoded (the field reader's sink). */
+  reportDecodeError(error: DecodeError): void {
     this.decodeError ??= error
   }
 
-  protected setFields(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
+  /** `cached`: the description of a prepared statement, whose reader is built once. */
+  protected setFields(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>, cached = false): void {
     this.fields = fields
     this.described = true
-    context.setFieldReader(fields.length === 0 ? undefined : makeFieldReader(fields, this.onDecodeError))
+    context.setFieldReader(
+      fields.length === 0 ? undefined : cached ? cachedFieldReader(fields, this) : makeFieldReader(fields, this)
+    )
   }
 
   /**
@@ -39,7 +43,7 @@ export abstract class RowsHandler<A> extends ResponseHandler<A> {
   ): boolean {
     switch (message._tag) {
       case "BindComplete":
-        if (preset !== undefined) this.setFields(context, preset)
+        if (preset !== undefined) this.setFields(context, preset, true)
         return true
       case "RowDescription":
         this.description = message.fields

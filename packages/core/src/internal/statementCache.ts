@@ -31,12 +31,17 @@ export class StatementCache {
   /** The prepared statement for `key`, marked most recently used. */
   get(key: string): PreparedStatement | undefined {
     const statement = this.prepared.get(key)
-    if (statement !== undefined) {
+    // re-inserting moves the key to the end (most recent); the key used last is there already
+    if (statement !== undefined && key !== this.recent) {
       this.prepared.delete(key)
       this.prepared.set(key, statement)
+      this.recent = key
     }
     return statement
   }
+
+  /** The key `get` or `set` moved to the end of `prepared` last. */
+  private recent: string | undefined
 
   /** Counts one more execution of an unprepared statement; returns how many there were before it. */
   countUse(key: string): number {
@@ -70,11 +75,14 @@ export class StatementCache {
   set(key: string, statement: PreparedStatement): void {
     const replaced = this.prepared.get(key)
     if (replaced !== undefined && replaced.name !== statement.name) this.evicted.push(replaced.name)
+    if (replaced !== undefined) this.prepared.delete(key)
     this.prepared.set(key, statement)
+    this.recent = key
     this.uses.delete(key)
     while (this.prepared.size > this.max) {
       const [oldest, entry] = this.prepared.entries().next().value as [string, PreparedStatement]
       this.prepared.delete(oldest)
+      if (oldest === this.recent) this.recent = undefined
       this.evicted.push(entry.name)
     }
   }
@@ -95,5 +103,6 @@ export class StatementCache {
       if (!discarded) this.evicted.push(statement.name)
     }
     this.prepared.clear()
+    this.recent = undefined
   }
 }

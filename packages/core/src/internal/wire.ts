@@ -182,7 +182,8 @@ export class Wire {
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true
-      process.nextTick(this.flushLater)
+      if (process.env.PGFX_FLUSH === "tick") process.nextTick(this.flushLater)
+      else setImmediate(this.flushLater)
     }
   }
 

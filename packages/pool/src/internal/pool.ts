@@ -718,13 +718,17 @@ export class PoolState {
    */
   private pickShared(): Pooled | undefined {
     if (this.waiting.length > 0) return undefined
+    const fill = process.env.PGFX_FILL !== "0"
     let best: Pooled | undefined
     for (const pooled of this.sharing) {
       const conn = pooled.conn
       if (conn.closed || conn.session.settling) continue
-      if (best === undefined || pooled.sharers < best.sharers) best = pooled
+      if (fill) {
+        if (pooled.sharers < this.settings.maxPipeline && (best === undefined || pooled.sharers > best.sharers)) best = pooled
+      } else if (best === undefined || pooled.sharers < best.sharers) best = pooled
     }
     if (best === undefined || best.sharers >= this.settings.maxPipeline) return undefined
+    if (fill) return best
     return best.sharers > 0 && this.idle.length > 0 ? undefined : best
   }
 

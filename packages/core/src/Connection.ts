@@ -1367,10 +1367,23 @@ const shapeResult = <A>(outcome: QueryOutcome, factory: RowFactory.RowFactory<A>
 
 const shapeSet = <A>(set: QueryOutcome["results"][number], factory: RowFactory.RowFactory<A>): QueryResult<A> => {
   const { command, rowCount } = parseCommandTag(set.commandTag)
-  const fields = set.fields.map(toField)
-  const shape = factory.make(fields)
-  return { command, commandTag: set.commandTag, rowCount, rows: set.rows.map(shape), fields, results: [] }
+  const fields = fieldsOf(set.fields)
+  // tuple rows are the decoded arrays themselves: nothing to build
+  const rows = factory === RowFactory.tuple ? set.rows as Array<A> : set.rows.map(factory.make(fields))
+  return { command, commandTag: set.commandTag, rowCount, rows, fields, results: [] }
 }
+
+/** Public `Field`s of a description; a prepared statement's cached description converts once. */
+const fieldsOf = (description: ReadonlyArray<PgProtocol.FieldDescription>): ReadonlyArray<Field> => {
+  let fields = fieldCache.get(description)
+  if (fields === undefined) {
+    fields = description.map(toField)
+    fieldCache.set(description, fields)
+  }
+  return fields
+}
+
+const fieldCache = new WeakMap<ReadonlyArray<PgProtocol.FieldDescription>, ReadonlyArray<Field>>()
 
 const bindError = (cause: { readonly message: string }) =>
   new ParameterError({ message: `cannot encode parameters: ${cause.message}`, cause })

@@ -37,6 +37,17 @@ export interface QueryOutcome {
 
 /** Splits a command tag into its command and row count (`INSERT 0 3` → `INSERT`, 3). */
 export const parseCommandTag = (tag: string): { command: string; rowCount: number | undefined } => {
+  // statements in a loop repeat their tag (`SELECT 1`): the last one parsed is kept
+  if (tag === lastTag) return lastParsed
+  lastParsed = parseTag(tag)
+  lastTag = tag
+  return lastParsed
+}
+
+let lastTag = ""
+let lastParsed: { command: string; rowCount: number | undefined } = { command: "", rowCount: undefined }
+
+const parseTag = (tag: string): { command: string; rowCount: number | undefined } => {
   const space = tag.indexOf(" ")
   if (space < 0) return { command: tag, rowCount: undefined }
   const command = tag.slice(0, space)

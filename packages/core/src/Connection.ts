@@ -385,6 +385,9 @@ const FLUSH = PgProtocol.encodeFlush()
 const DESCRIBE_PORTAL = PgProtocol.encodeDescribe({ target: "portal", name: "" })
 const EXECUTE_SYNC: ReadonlyArray<Uint8Array> = [EXECUTE_ALL, SYNC]
 
+/** How long a cancelled statement may go unanswered before its cancel is sent again. */
+const CANCEL_REPEAT_MS = 250
+
 /**
  * Rewrites the result-format codes at the end of a Bind frame (`PgProtocol`
  * asks for binary everywhere): `formats` per column, or all text.
@@ -702,21 +705,30 @@ class ConnectionImpl<R> implements Connection<R> {
 
   /**
    * Cancels the statement running now and waits for its answer, within
-   * bounds; otherwise the session cannot be trusted and is closed.
+   * `drainTimeout`; otherwise the session cannot be trusted and is closed.
+   * A cancel that reaches the backend between two statements (reading the
+   * next one, already on the wire) is dropped by the server, so while the
+   * head has not been answered the cancel is repeated: every request in
+   * flight is abandoned, so a repeated cancel can only hit one of them.
    */
   private readonly cancelHead: Effect.Effect<void> = Effect.gen({ self: this }, function*() {
     // the request must reach the server before its cancel does
     this.wire.flush()
-    const cancelled = yield* Effect.exit(this.cancel)
-    if (Exit.isFailure(cancelled)) {
-      yield* Effect.logWarning("pgfx: cancel request failed; closing the connection").pipe(
-        Effect.annotateLogs({ backendPid: this.info.backendPid })
-      )
-      this.wire.destroy(this.brokenError("the cancel request failed"))
-      return
+    const deadline = Date.now() + Duration.toMillis(this.options.drainTimeout)
+    while (true) {
+      const cancelled = yield* Effect.exit(this.cancel)
+      if (Exit.isFailure(cancelled)) {
+        yield* Effect.logWarning("pgfx: cancel request failed; closing the connection").pipe(
+          Effect.annotateLogs({ backendPid: this.info.backendPid })
+        )
+        this.wire.destroy(this.brokenError("the cancel request failed"))
+        return
+      }
+      const left = deadline - Date.now()
+      const drained = yield* Effect.timeoutOption(this.wire.advanced, Math.max(0, Math.min(left, CANCEL_REPEAT_MS)))
+      if (drained._tag === "Some" || this.wire.closed) return
+      if (left <= CANCEL_REPEAT_MS) break
     }
-    const drained = yield* Effect.timeoutOption(this.wire.advanced, this.options.drainTimeout)
-    if (drained._tag === "Some" || this.wire.closed) return
     yield* Effect.logWarning("pgfx: cancelled statement did not end in time; closing the connection").pipe(
       Effect.annotateLogs({ backendPid: this.info.backendPid })
     )
@@ -764,6 +776,12 @@ class ConnectionImpl<R> implements Connection<R> {
     write: (bytes) => connection.write(bytes),
     get settling() {
       return connection.settling
+    },
+    get inFlight() {
+      return connection.wire.pending
+    },
+    get headAge() {
+      return connection.wire.headAge
     },
     settled: connection.settled,
     invalidate: (reason) =>

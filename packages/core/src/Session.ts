@@ -197,6 +197,13 @@ export interface Session {
    * the next statement waits for the outcome.
    */
   readonly settling: boolean
+  /** Requests written and not answered yet (pipelined statements of several fibers count each). */
+  readonly inFlight: number
+  /**
+   * Milliseconds the oldest request in flight has been the one the server
+   * answers (0 when none is): a long one delays every request behind it.
+   */
+  readonly headAge: number
   /** Waits until no cleanup is `settling` (at once when none is); interruptible. */
   readonly settled: Effect.Effect<void>
   /** Closes the connection as broken (e.g. after a protocol state it cannot recover from). */

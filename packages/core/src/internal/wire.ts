@@ -156,7 +156,16 @@ export class Wire {
       handler.onClose(this.closeError ?? this.lostError(undefined))
       return
     }
+    if (this.head === this.queue.length) this.headSince = performance.now()
     this.queue.push(handler)
+  }
+
+  /** When the oldest request in flight became the one the server answers (`performance.now()`). */
+  private headSince = 0
+
+  /** Milliseconds the oldest request in flight has been the one answered; 0 when none is. */
+  get headAge(): number {
+    return this.pending === 0 ? 0 : performance.now() - this.headSince
   }
 
   /**
@@ -171,8 +180,9 @@ export class Wire {
 
   /**
    * Queues frames for the next flush: every request written in the same
-   * tick (the fibers a batch of responses woke, a pipeline of concurrent
-   * callers) leaves in one socket write instead of one syscall each.
+   * turn of the event loop (the fibers a batch of responses woke, a pipeline
+   * of concurrent callers) leaves in one socket write instead of one
+   * syscall each.
    */
   writeAll(frames: ReadonlyArray<Uint8Array>): void {
     if (this.closed) return
@@ -182,8 +192,8 @@ export class Wire {
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true
-      if (process.env.PGFX_FLUSH === "tick") process.nextTick(this.flushLater)
-      else setImmediate(this.flushLater)
+      // after the poll phase: the requests that every socket's answers of this turn provoked
+      setImmediate(this.flushLater)
     }
   }
 
@@ -304,6 +314,8 @@ export class Wire {
       if (this.head === this.queue.length) {
         this.queue.length = 0
         this.head = 0
+      } else {
+        this.headSince = performance.now()
       }
       handler.onDone?.()
       this.wakeAdvanceWaiters()

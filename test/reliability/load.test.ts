@@ -1,6 +1,7 @@
 /**
  * Load: 200 fibers share a pool of 10 with a bounded queue (`maxWaiting`) and a checkout
- * `timeout`, doing mixed work (queries, transaction blocks, streams, COPY in and out) for 10 s
+ * `timeout`, doing mixed work (queries, transaction blocks, streams, COPY in and out; a third of
+ * them single statements through `pool.execute`, pipelined on shared connections) for 10 s
  * (60 s with `PGFX_SOAK=1`).
  *
  * Pass: every failure is a typed error — under load only the pool's own `TooManyRequests`
@@ -100,6 +101,21 @@ if (primaryTarget()) {
               }
             }))
 
+            // a third of the clients run single statements on the multiplexing path (no checkout)
+            const sharedClient = Effect.gen(function*() {
+              while (performance.now() < deadline) {
+                const roll = random.next()
+                const exit = yield* Effect.exit(
+                  roll < 0.9
+                    ? p.execute("SELECT $1::int + 1, now()", [random.int(0, 1000)])
+                    : p.execute("SELECT pg_sleep($1)", [random.float(0.005, 0.05)])
+                )
+                const outcome = tally.record("execute", exit)
+                if (outcome._tag === "Typed" && outcome.tag === "TooManyRequests") {
+                  yield* Effect.sleep(`${random.int(5, 30)} millis`)
+                }
+              }
+            })
             const client = Effect.gen(function*() {
               while (performance.now() < deadline) {
                 const requested = performance.now()
@@ -119,7 +135,10 @@ if (primaryTarget()) {
               }
             })
             // forked from this fiber (a concurrent forEach would fork them from fibers that end at once)
-            const clients = yield* Effect.forEach(Array.from({ length: plan.fibers }), () => Effect.forkChild(client))
+            const clients = yield* Effect.forEach(
+              Array.from({ length: plan.fibers }, (_, i) => i),
+              (i) => Effect.forkChild(i % 3 === 2 ? sharedClient : client)
+            )
             const ended = yield* Fiber.joinAll(clients).pipe(Effect.timeoutOption(`${plan.durationMs + 20_000} millis`))
             expect(ended._tag, "clients still running").toBe("Some")
             yield* Fiber.interrupt(sampler)

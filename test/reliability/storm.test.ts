@@ -1,7 +1,8 @@
 /**
  * F24, the random interruption storm (reliability.md A.4): mixed work on a pool of 10 —
  * queries (with pg_sleep), transaction blocks and savepoints, server cursors (plain and WITH
- * HOLD), `conn.stream`, COPY in and out (rows and raw bytes), LISTEN/NOTIFY and FanOut —
+ * HOLD), `conn.stream`, COPY in and out (rows and raw bytes), LISTEN/NOTIFY, FanOut, and the
+ * multiplexing path (`pool.execute`, FanOut over it: statements pipelined on shared connections) —
  * while random operations are interrupted (`Fiber.interrupt`, and short `Effect.timeout`
  * deadlines) and an admin session `pg_terminate_backend`s random sessions of the test's
  * `application_name`.
@@ -149,6 +150,19 @@ const operations = (pool: Pool, random: Random, unique: () => number) => {
       // connection back ACTIVE and must retire it (F17)
       pool.use((conn) =>
         Effect.andThen(Effect.forkDetach(conn.execute("SELECT pg_sleep($1)", [random.float(0.01, 0.1)])), Effect.sleep("2 millis"))
+      ),
+    // the multiplexing path: statements of many fibers pipelined on shared pooled connections
+    shared: () => pool.execute("SELECT $1::int + 1, repeat('x', $2)", [random.int(0, 1e6), random.int(0, 2000)]),
+    sharedSleep: () => pool.execute("SELECT pg_sleep($1)", [random.float(0, 0.3)]),
+    sharedInsert: () => pool.execute("INSERT INTO storm_t (v, note) VALUES ($1, 'shared')", [random.int(0, 100)]),
+    sharedFanOut: () =>
+      Effect.flatMap(
+        FanOut.run(
+          Array.from({ length: random.int(4, 24) }, (_, i) => i),
+          (i) => pool.execute("SELECT pg_sleep($1), $2::int", [random.float(0, 0.05), i]),
+          { concurrency: random.int(4, 12), timeout: `${random.int(30, 600)} millis` }
+        ),
+        (result) => result.failed.length > 0 ? Effect.fail(result.failed[0].error) : Effect.succeed(result.completed.length)
       ),
     fanOut: () =>
       Effect.flatMap(

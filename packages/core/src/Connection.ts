@@ -706,10 +706,11 @@ class ConnectionImpl<R> implements Connection<R> {
   /**
    * Cancels the statement running now and waits for its answer, within
    * `drainTimeout`; otherwise the session cannot be trusted and is closed.
-   * A cancel that reaches the backend between two statements (reading the
-   * next one, already on the wire) is dropped by the server, so while the
-   * head has not been answered the cancel is repeated: every request in
-   * flight is abandoned, so a repeated cancel can only hit one of them.
+   * A cancel that reaches the backend while it reads a request (between
+   * Parse, Bind and Execute, or between two pipelined statements) is dropped
+   * by the server, so while the head goes unanswered the cancel is repeated:
+   * every request in flight is abandoned (or, in a hold, the only one), so a
+   * repeated cancel can only hit one of them.
    */
   private readonly cancelHead: Effect.Effect<void> = Effect.gen({ self: this }, function*() {
     // the request must reach the server before its cancel does
@@ -882,12 +883,24 @@ class ConnectionImpl<R> implements Connection<R> {
   ): Effect.Effect<QueryResult<A>, PgError> {
     // Built when run, not when called: an effect may run many times.
     return Effect.withFiber((fiber) =>
-      params !== undefined && this.autocommit && this.cleanup === undefined && this.lockUsers === 0 &&
-        !this.wire.closed && !this.holds(fiber.getRef(HeldSessions)) &&
-        fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+      this.autocommit && this.cleanup === undefined && this.lockUsers === 0 && !this.wire.closed &&
+        !this.holds(fiber.getRef(HeldSessions)) && fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
         ? this.executePipelined(sql, params, options)
         : this.executeNow(sql, params, options)
     )
+  }
+
+  /** Query frames of recent scripts / parameterless statements (encoding costs more than the lookup). */
+  private readonly queryFrames = new Map<string, ReadonlyArray<Uint8Array>>()
+
+  private queryFrame(sql: string): ReadonlyArray<Uint8Array> {
+    let frames = this.queryFrames.get(sql)
+    if (frames === undefined) {
+      if (this.queryFrames.size >= this.options.preparedMax) this.queryFrames.clear()
+      frames = [encodeQuery(sql)]
+      this.queryFrames.set(sql, frames)
+    }
+    return frames
   }
 
   /**
@@ -897,19 +910,29 @@ class ConnectionImpl<R> implements Connection<R> {
    */
   private executePipelined<A>(
     sql: string,
-    params: ReadonlyArray<unknown>,
+    params: ReadonlyArray<unknown> | undefined,
     options: ExecuteOptions<A> | undefined
   ): Effect.Effect<QueryResult<A>, PgError> {
-    const planned = this.plan(sql, params, policyOf(options?.prepare))
-    if (Result.isFailure(planned)) return Effect.fail(planned.failure)
-    const plan = planned.success
+    let frames: ReadonlyArray<Uint8Array>
+    let handler: QueryHandler
+    if (params === undefined) {
+      // the simple protocol: a script, or a statement without parameters
+      if (sql.includes("\u0000")) return Effect.fail(nulInQuery())
+      frames = this.queryFrame(sql)
+      handler = new QueryHandler(sql, undefined)
+    } else {
+      const planned = this.plan(sql, params, policyOf(options?.prepare))
+      if (Result.isFailure(planned)) return Effect.fail(planned.failure)
+      const plan = planned.success
+      frames = plan.frames
+      handler = new QueryHandler(sql, plan.preset, plan.onOutcome)
+    }
     const factory = (options?.rowFactory ?? this.rowFactory) as RowFactory.RowFactory<A>
-    const handler = new QueryHandler(sql, plan.preset, plan.onOutcome)
     return Effect.flatMap(
       Effect.uninterruptibleMask((restore) => {
         this.wire.enqueue(handler)
-        this.wire.writeAll(plan.frames)
-        this.wire.writeAll(EXECUTE_SYNC)
+        this.wire.writeAll(frames)
+        if (params !== undefined) this.wire.writeAll(EXECUTE_SYNC)
         return restore(handler.await).pipe(Effect.onInterrupt(() => this.abandon(handler)))
       }),
       (outcome) => this.settle(outcome, factory)

@@ -21,31 +21,49 @@ const TEXT_OID = 25
 
 /** Where a field reader reports a value it cannot decode: the handler receiving the rows. */
 export interface DecodeErrorSink {
-  readonly reportDecodeError: (error: DecodeError) => void
+  /** The column's value could not be decoded (`cause` thrown by its decoder); it is read as `null`. */
+  readonly reportDecodeError: (column: number, cause: unknown) => void
 }
 
-export const makeFieldReader = (
+/** The DecodeError of a column of `fields`. */
+export const decodeError = (
   fields: ReadonlyArray<PgProtocol.FieldDescription>,
-  sink: DecodeErrorSink
-): PgProtocol.FieldReader<unknown> => {
-  const reader = buildReader(fields)
-  reader.sink = sink
-  return reader.read
+  column: number,
+  cause: unknown
+): DecodeError => {
+  const field = fields[column]
+  return new DecodeError({
+    message: `cannot decode column "${field?.name}" (type OID ${field?.dataTypeOid}): ${
+      cause instanceof Error ? cause.message : String(cause)
+    }`,
+    column,
+    typeOid: field?.dataTypeOid ?? 0,
+    cause
+  })
 }
 
 /**
- * The reader of a prepared statement's cached description, built once: the
- * rows of one result at a time go through a connection's parser, so the
+ * The `DataRow` field reader of a result with these columns. Readers depend
+ * only on the columns' types and formats, so one is built per combination
+ * and reused (statements in a loop describe the same columns each time):
+ * the rows of one result at a time go through a connection's parser, so the
  * sink is set by whoever installs the reader for its result.
  */
-export const cachedFieldReader = (
+export const fieldReader = (
   fields: ReadonlyArray<PgProtocol.FieldDescription>,
   sink: DecodeErrorSink
 ): PgProtocol.FieldReader<unknown> => {
-  let reader = cache.get(fields)
+  let reader = byDescription.get(fields)
   if (reader === undefined) {
-    reader = buildReader(fields)
-    cache.set(fields, reader)
+    let key = ""
+    for (const field of fields) key += `${field.dataTypeOid}${field.format === 1 ? "b" : "t"},`
+    reader = byTypes.get(key)
+    if (reader === undefined) {
+      if (byTypes.size >= 1000) byTypes.clear()
+      reader = buildReader(fields)
+      byTypes.set(key, reader)
+    }
+    byDescription.set(fields, reader)
   }
   reader.sink = sink
   return reader.read
@@ -56,7 +74,9 @@ interface Reader {
   sink: DecodeErrorSink | undefined
 }
 
-const cache = new WeakMap<ReadonlyArray<PgProtocol.FieldDescription>, Reader>()
+/** By description object (a prepared statement's cached one), then by the columns' types. */
+const byDescription = new WeakMap<ReadonlyArray<PgProtocol.FieldDescription>, Reader>()
+const byTypes = new Map<string, Reader>()
 
 const buildReader = (fields: ReadonlyArray<PgProtocol.FieldDescription>): Reader => {
   // Text columns are read as binary `text` (their UTF-8 bytes), then parsed.
@@ -73,17 +93,7 @@ const buildReader = (fields: ReadonlyArray<PgProtocol.FieldDescription>): Reader
         const decodeText = textDecoders[column]
         return decodeText === undefined || value === null ? value : decodeText(value as string)
       } catch (cause) {
-        const field = fields[column]
-        self.sink?.reportDecodeError(
-          new DecodeError({
-            message: `cannot decode column "${field?.name}" (type OID ${field?.dataTypeOid}): ${
-              cause instanceof Error ? cause.message : String(cause)
-            }`,
-            column,
-            typeOid: field?.dataTypeOid ?? 0,
-            cause
-          })
-        )
+        self.sink?.reportDecodeError(column, cause)
         return null
       }
     }

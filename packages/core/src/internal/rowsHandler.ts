@@ -7,7 +7,7 @@
 import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import type { DecodeError } from "../PgError.ts"
 import { type ProtocolContext, ResponseHandler } from "../Session.ts"
-import { cachedFieldReader, makeFieldReader } from "./rowReader.ts"
+import { decodeError, fieldReader } from "./rowReader.ts"
 
 export abstract class RowsHandler<A> extends ResponseHandler<A> {
   /** Columns of the result being received. */
@@ -19,17 +19,14 @@ export abstract class RowsHandler<A> extends ResponseHandler<A> {
   protected described = false
 
   /** The first value of the result that could not be decoded (the field reader's sink). */
-  reportDecodeError(error: DecodeError): void {
-    this.decodeError ??= error
+  reportDecodeError(column: number, cause: unknown): void {
+    this.decodeError ??= decodeError(this.fields, column, cause)
   }
 
-  /** `cached`: the description of a prepared statement, whose reader is built once. */
-  protected setFields(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>, cached = false): void {
+  protected setFields(context: ProtocolContext, fields: ReadonlyArray<PgProtocol.FieldDescription>): void {
     this.fields = fields
     this.described = true
-    context.setFieldReader(
-      fields.length === 0 ? undefined : cached ? cachedFieldReader(fields, this) : makeFieldReader(fields, this)
-    )
+    context.setFieldReader(fields.length === 0 ? undefined : fieldReader(fields, this))
   }
 
   /**
@@ -43,7 +40,7 @@ export abstract class RowsHandler<A> extends ResponseHandler<A> {
   ): boolean {
     switch (message._tag) {
       case "BindComplete":
-        if (preset !== undefined) this.setFields(context, preset, true)
+        if (preset !== undefined) this.setFields(context, preset)
         return true
       case "RowDescription":
         this.description = message.fields

@@ -328,7 +328,9 @@ describe.runIf(primaryTarget())("hostile server: statements", () => {
       expect(performance.now() - started).toBeLessThan(200 + 250)
       yield* conn.session.settled
       expect(performance.now() - started).toBeLessThan(200 + 300 + 300 + 300)
-      expect(server.cancels()).toBe(1)
+      // a cancel, repeated while unanswered (every 250 ms) until the drain deadline
+      expect(server.cancels()).toBeGreaterThanOrEqual(1)
+      expect(server.cancels()).toBeLessThanOrEqual(2)
       expect(conn.broken).toBe(true)
       const next = yield* Effect.flip(conn.execute("SELECT 1"))
       expect(next._tag).toBe("ConnectionError")

@@ -7,10 +7,14 @@
  * - `execute(sql, params?)`: with parameters, the extended protocol with bind
  *   values and a cache of named prepared statements; without, the simple
  *   protocol, so multi-statement scripts work.
- * - Concurrent callers are queued, never interleaved on the wire.
+ * - Concurrent callers' statements are pipelined outside transaction blocks
+ *   (each with its own Sync, answered in order); a hold (transaction, stream,
+ *   server cursor, COPY) has the connection to itself.
  * - Interrupting a running statement sends a CancelRequest and drains the
  *   response; if that cannot finish in time the connection is closed and
- *   reported broken, never reused.
+ *   reported broken, never reused. A pipelined statement is cancelled only
+ *   once nothing but interrupted statements is in flight, so a cancel never
+ *   hits another caller's statement.
  *
  * @since 0.1.0
  */

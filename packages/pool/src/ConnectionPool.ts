@@ -13,6 +13,8 @@
  * }).pipe(Effect.scoped) // closing the scope closes the pool
  * ```
  *
+ * - Single statements need no checkout: `pool.execute` pipelines concurrent
+ *   statements on shared pooled connections (`share` for several).
  * - Checkout is scoped (`pool.connection`, `pool.use`): the connection comes
  *   back when the scope closes, whatever the exit. Returned connections are
  *   judged by their transaction status from the last ReadyForQuery (no round

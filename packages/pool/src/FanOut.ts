@@ -5,8 +5,8 @@
  *
  * ```ts
  * const result = yield* FanOut.run(
- *   queries,
- *   (sql) => pool.use((conn) => conn.execute(sql)),
+ *   ids,
+ *   (id) => pool.execute("SELECT * FROM items WHERE id = $1", [id]), // pipelined on shared connections
  *   { concurrency: 8, timeout: "3 seconds" }
  * )
  * // result.completed: [{ item, index, value }] in input order
@@ -132,7 +132,7 @@ const settle = <B, E>(exit: Exit.Exit<B, E>): Effect.Effect<Exit.Exit<B, E> | un
  * // psycopg: futures = [EXECUTOR.submit(query, sql) for sql in sqls]; wait(futures, timeout=3)
  * const { completed, failed, timedOut } = yield* FanOut.run(
  *   sqls,
- *   (sql) => pool.use((conn) => conn.execute(sql)),
+ *   (sql) => pool.execute(sql),
  *   { concurrency: 32, timeout: "3 seconds" }
  * )
  * const rows = completed.flatMap(({ value }) => value.rows)
@@ -180,7 +180,7 @@ export const run = <A, B, E, R>(
  *
  * @example
  * ```ts
- * yield* FanOut.stream(ids, (id) => pool.use((conn) => conn.execute("SELECT * FROM t WHERE id = $1", [id])), {
+ * yield* FanOut.stream(ids, (id) => pool.execute("SELECT * FROM t WHERE id = $1", [id]), {
  *   concurrency: 8,
  *   timeout: "10 seconds"
  * }).pipe(

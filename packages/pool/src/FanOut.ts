@@ -152,9 +152,13 @@ export const run = <A, B, E, R>(
     const work = Effect.forEach(
       list,
       (item, index) =>
-        Effect.flatMap(Effect.exit(f(item, index)), settle).pipe(
-          Effect.flatMap((outcome) => Effect.sync(() => void (outcomes[index] = outcome)))
-        ),
+        Effect.flatMap(Effect.exit(f(item, index)), (exit) => {
+          if (Exit.isSuccess(exit)) {
+            outcomes[index] = exit
+            return Effect.void
+          }
+          return Effect.map(settle(exit), (outcome) => void (outcomes[index] = outcome))
+        }),
       { concurrency: options?.concurrency ?? "unbounded", discard: true }
     )
     const bounded = options?.timeout === undefined ? work : Effect.asVoid(Effect.timeoutOption(work, options.timeout))

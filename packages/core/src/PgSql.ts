@@ -7,7 +7,7 @@
  * `SqlResolver`, `Migrator`, streaming queries and spans with `db.*`
  * attributes.
  *
- * Two ways to get connections:
+ * Three ways to get connections:
  *
  * - `settings`: one shared connection, opened when the client is built. Statements
  *   of concurrent fibers take turns on it; a transaction (or `reserve`, or a
@@ -16,6 +16,9 @@
  * - `acquire`: a scoped checkout, e.g. a pool's `pool.connection`. Each
  *   statement checks a connection out for its own duration; a transaction
  *   keeps one for the whole transaction.
+ * - `pool`: a `@pgfx/pool` pool. Statements outside a transaction run on
+ *   shared pooled connections (`pool.share`), pipelined with the other
+ *   fibers' statements; a transaction, stream or `reserve` checks one out.
  *
  * Statements with parameters use the extended protocol (bind values `$1`,
  * `$2`, …, prepared after the connection's `prepareThreshold`); statements

@@ -169,10 +169,13 @@ export interface Session {
    */
   readonly hold: Effect.Effect<<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>, never, Scope.Scope>
   /**
-   * Writes a request and waits for its response. Interruption sends a
-   * CancelRequest and drains; a connection that cannot be drained in time is
-   * closed (broken), never reused. Outside `exclusive`, that cleanup goes on
-   * after the interrupted caller has returned (see `settling`).
+   * Writes a request and waits for its response. Outside `exclusive` (with
+   * autocommit on) requests of concurrent fibers are pipelined: written at
+   * once, answered in order. Interruption sends a CancelRequest and drains; a
+   * connection that cannot be drained in time is closed (broken), never
+   * reused. Outside `exclusive`, that cleanup goes on after the interrupted
+   * caller has returned (see `settling`), and the cancel is sent only while
+   * nothing but interrupted requests is in flight.
    */
   readonly request: <A>(
     frames: ReadonlyArray<Uint8Array>,

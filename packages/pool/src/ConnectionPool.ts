@@ -30,7 +30,8 @@
  * - Statistics use psycopg_pool's keys (`pool.stats`, `pool.popStats`) and
  *   are mirrored as Effect metrics `pgfx_pool_<key>{pool=<name>}`; each
  *   checkout runs in a span `pgfx.pool.connection`; pool events are logged
- *   at INFO and WARNING annotated with `pool=<name>`.
+ *   annotated with `pool=<name>`: lifecycle at DEBUG (quiet by default),
+ *   what needs attention at WARNING.
  *
  * @since 0.1.0
  */

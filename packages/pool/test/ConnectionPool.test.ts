@@ -5,7 +5,7 @@
  * no session of the test database left active or `idle in transaction`.
  */
 import { expect, layer } from "@effect/vitest"
-import { PgConfig, RowFactory } from "@pgfx/core"
+import { Connection, PgConfig, RowFactory } from "@pgfx/core"
 import { Cause, Config, ConfigProvider, Deferred, Effect, Exit, Fiber, Metric } from "effect"
 import { ConnectionPool, PoolError } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
@@ -413,6 +413,52 @@ layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool queue (
       for (const expected of ["adding new connection to the pool", "waiting for pool 'seed' initialization", "pool 'seed' is ready to use", "connection requested from 'seed'", "connection given by 'seed'", "returning connection to 'seed'", "waiting for a connection"]) {
         expect(lines.some((l) => l.includes(expected)), expected).toBe(true)
       }
+    })))
+})
+
+layer(TestDatabase.layer, { excludeTestServices: true })("ConnectionPool logging", (it) => {
+  it.effect("quiet by default: a healthy pool's life logs nothing at Info or above; its lifecycle is at Debug", () =>
+    audited(Effect.gen(function*() {
+      const url = yield* TestDatabase.url
+      const life = Effect.gen(function*() {
+        const pool = yield* ConnectionPool.make({ conninfo: url, minSize: 2, maxSize: 4, name: "quiet", maxLifetime: "1 second" })
+        yield* pool.wait()
+        yield* Effect.forEach(Array.from({ length: 20 }, (_, i) => i), (i) => pool.execute("SELECT $1::int", [i]), {
+          concurrency: 8
+        })
+        yield* Effect.forEach([1, 2, 3, 4, 5, 6], () => pool.use((conn) => Effect.andThen(conn.execute("SELECT 1"), Effect.sleep("50 millis"))), {
+          concurrency: 6
+        })
+        yield* pool.resize(2, 4)
+      }).pipe(Effect.scoped)
+      const atInfo = captureLogs("Info")
+      yield* atInfo.provide(life)
+      expect(atInfo.poolLines("quiet").map((r) => `${r.level} ${r.message}`)).toEqual([])
+      const atDebug = captureLogs("Debug")
+      yield* atDebug.provide(life)
+      const debug = atDebug.poolLines("quiet")
+      expect(debug.some((r) => r.level === "Debug" && r.message.includes("is ready to use"))).toBe(true)
+      expect(debug.some((r) => r.level === "Debug" && r.message.startsWith("growing pool"))).toBe(true)
+      expect(debug.filter((r) => r.level !== "Debug")).toEqual([])
+    })))
+
+  it.effect("a connection lost while checked out is a warning (what a user must act on stays visible)", () =>
+    audited(Effect.gen(function*() {
+      const url = yield* TestDatabase.url
+      const logs = captureLogs("Info")
+      yield* logs.provide(Effect.gen(function*() {
+        const pool = yield* ConnectionPool.make({ conninfo: url, minSize: 1, maxSize: 1, name: "lost" })
+        yield* pool.wait()
+        const killer = yield* Connection.connect(url)
+        yield* Effect.exit(pool.use((conn) =>
+          Effect.andThen(
+            killer.execute("SELECT pg_terminate_backend($1)", [conn.info.backendPid]),
+            conn.execute("SELECT pg_sleep(0.2)")
+          )
+        ))
+        yield* pool.wait()
+      }).pipe(Effect.scoped))
+      expect(logs.warnings("lost").some((r) => r.message.startsWith("discarding closed connection"))).toBe(true)
     })))
 })
 

@@ -24,8 +24,11 @@ export interface LogRecord {
   readonly time: number
 }
 
-/** A logger that records every line instead of printing it. */
-export const captureLogs = () => {
+/**
+ * A logger that records every line instead of printing it, from `minimum` up
+ * (default Debug: the pool's lifecycle lines included).
+ */
+export const captureLogs = (minimum: "Debug" | "Info" = "Debug") => {
   const records: Array<LogRecord> = []
   const logger = Logger.make((options) => {
     const message = Array.isArray(options.message) ? options.message.map(String).join(" ") : String(options.message)
@@ -45,7 +48,7 @@ export const captureLogs = () => {
     poolLines: (pool?: string) =>
       records.filter((r) => r.annotations.logger === "pgfx.pool" && (pool === undefined || r.annotations.pool === pool)),
     provide: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      Effect.provide(effect, Logger.layer([logger]))
+      Effect.provide(effect, Logger.layer([logger])).pipe(Effect.provideService(References.MinimumLogLevel, minimum))
   }
 }
 

@@ -189,6 +189,15 @@ export class PoolState {
     return Effect.logInfo(message).pipe(Effect.annotateLogs(this.annotations))
   }
 
+  /**
+   * Lifecycle events (opening, growing, shrinking, retiring expired
+   * connections): at Debug, so a healthy program prints nothing; what a user
+   * must act on (a lost connection, a failed reconnect) is a warning.
+   */
+  private debug(message: string): Effect.Effect<void> {
+    return Effect.logDebug(message).pipe(Effect.annotateLogs(this.annotations))
+  }
+
   private warn(message: string): Effect.Effect<void> {
     return Effect.logWarning(message).pipe(Effect.annotateLogs(this.annotations))
   }
@@ -361,7 +370,7 @@ export class PoolState {
           Effect.gen(function*() {
             const result = yield* Effect.exit(restore(self.workers.withPermit(self.connect)))
             if (Exit.isFailure(result)) return result.cause
-            yield* self.info("adding new connection to the pool")
+            yield* self.debug("adding new connection to the pool")
             yield* self.addToPool(result.value)
             return undefined
           })
@@ -386,7 +395,7 @@ export class PoolState {
       if (growing) {
         if (self.nconns < self.minSize || (self.nconns < self.maxSize && self.waiting.length > 0)) {
           self.nconns += 1
-          yield* self.info(`growing pool '${self.settings.name}' to ${self.nconns}`)
+          yield* self.debug(`growing pool '${self.settings.name}' to ${self.nconns}`)
           self.spawn(self.addConnection(true))
         } else {
           self.growing = false
@@ -425,7 +434,7 @@ export class PoolState {
     this.growing = true
     const size = this.nconns
     this.spawn(
-      Effect.andThen(this.info(`growing pool '${this.settings.name}' to ${size}`), this.addConnection(true))
+      Effect.andThen(this.debug(`growing pool '${this.settings.name}' to ${size}`), this.addConnection(true))
     )
   }
 
@@ -854,7 +863,7 @@ export class PoolState {
         return
       }
       if (pooled.generation < self.generation || pooled.expiresAt <= self.now()) {
-        yield* self.info("discarding expired connection")
+        yield* self.debug("discarding expired connection")
         yield* self.closeConnection(pooled)
         self.replace()
         return
@@ -915,7 +924,7 @@ export class PoolState {
     return Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         if (pooled.expiresAt <= self.now() || pooled.generation < self.generation) {
-          yield* self.info(`discarding expired connection ${self.describe(pooled)}`)
+          yield* self.debug(`discarding expired connection ${self.describe(pooled)}`)
           yield* self.closeConnection(pooled)
           self.replace()
           return
@@ -977,7 +986,7 @@ export class PoolState {
       this.nconns -= 1
       this.nconnsMin -= 1
       return Effect.andThen(
-        this.info(
+        this.debug(
           `shrinking pool '${this.settings.name}' to ${this.nconns} because ${nconnsMin} unused connections in the last ${
             seconds(this.settings.maxIdleMs)
           } sec`
@@ -1029,7 +1038,7 @@ export class PoolState {
         this.nconns += grow
         for (let index = 0; index < grow; index++) this.spawn(this.addConnection(false))
       }
-      return this.info(
+      return this.debug(
         `resizing '${this.settings.name}' to min_size=${sizes.minSize} max_size=${sizes.maxSize}`
       )
     })
@@ -1055,23 +1064,23 @@ export class PoolState {
       )
       if (this.settings.nullPool) {
         return Effect.gen(function*() {
-          yield* self.info(`waiting for pool '${self.settings.name}' initialization`)
+          yield* self.debug(`waiting for pool '${self.settings.name}' initialization`)
           const outcome = yield* Effect.timeoutOption(self.testConnection(timeoutMs), timeoutMs)
           if (Option.isNone(outcome)) return yield* timedOut
-          yield* self.info(`pool '${self.settings.name}' is ready to use`)
+          yield* self.debug(`pool '${self.settings.name}' is ready to use`)
         })
       }
       if (this.idle.length >= this.minSize) return Effect.void
       const deferred = Deferred.makeUnsafe<void, PoolClosed>()
       this.fullWaiters.add(deferred)
       return Effect.gen(function*() {
-        yield* self.info(`waiting for pool '${self.settings.name}' initialization`)
+        yield* self.debug(`waiting for pool '${self.settings.name}' initialization`)
         const outcome = yield* Deferred.await(deferred).pipe(
           Effect.timeoutOption(timeoutMs),
           Effect.ensuring(Effect.sync(() => self.fullWaiters.delete(deferred)))
         )
         if (Option.isNone(outcome)) return yield* timedOut
-        yield* self.info(`pool '${self.settings.name}' is ready to use`)
+        yield* self.debug(`pool '${self.settings.name}' is ready to use`)
       })
     })
   }

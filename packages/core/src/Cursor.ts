@@ -14,7 +14,9 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { Connection, Field, QueryResult, StreamOptions } from "./Connection.ts"
+import type { Executor } from "./internal/executor.ts"
+import type { Field } from "./internal/field.ts"
+import type { QueryResult, StreamOptions } from "./internal/results.ts"
 import { refusal as pgbouncerRefusal } from "./internal/pgbouncer.ts"
 import { InterfaceError, type PgError } from "./PgError.ts"
 import * as RowFactory from "./RowFactory.ts"
@@ -128,7 +130,7 @@ class CursorImpl<R> implements Cursor<R> {
   private columns: ReadonlyArray<Column> | undefined
   arraySize = 1
 
-  constructor(private readonly conn: Connection<unknown>, private readonly rowFactory: RowFactory.RowFactory<R>) {}
+  constructor(private readonly conn: Executor<unknown>, private readonly rowFactory: RowFactory.RowFactory<R>) {}
 
   private get current(): QueryResult<R> | undefined {
     return this.sets[this.set]
@@ -285,11 +287,11 @@ class CursorImpl<R> implements Cursor<R> {
  * @since 0.1.0
  */
 export const make = <R0, R = R0>(
-  conn: Connection<R0>,
+  conn: Executor<R0>,
   options?: { readonly rowFactory?: RowFactory.RowFactory<R> | undefined }
 ): Cursor<R> =>
   new CursorImpl<R>(
-    conn as Connection<unknown>,
+    conn as Executor<unknown>,
     (options?.rowFactory ?? conn.rowFactory) as RowFactory.RowFactory<R>
   )
 
@@ -381,7 +383,7 @@ export const quoteIdentifier = (name: string): string => `"${name.replaceAll("\"
  * @since 0.1.0
  */
 export const declare = <R0, R = R0>(
-  conn: Connection<R0>,
+  conn: Executor<R0>,
   name: string,
   sql: string,
   params?: ReadonlyArray<unknown>,

@@ -14,7 +14,7 @@
  */
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
-import type { Field } from "./Connection.ts"
+import type { Field } from "./internal/field.ts"
 import { DecodeError } from "./PgError.ts"
 
 /**

@@ -162,12 +162,13 @@ export interface Session {
    */
   readonly exclusive: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /**
-   * Holds the connection until the scope closes, for conversations whose
-   * steps are not one effect (a scoped COPY writer). Returns the wrapper that
-   * makes an effect run as the holder; a statement sent without it waits for
-   * the scope to close.
+   * Holds the connection until the scope closes, or until `release`, for
+   * conversations whose steps are not one effect (a scoped COPY writer). A
+   * statement sent without the hold's `run` waits for the hold to end.
+   * Re-entrant: inside a hold (or `exclusive`) of the same connection it
+   * holds nothing more, and its `release` does nothing.
    */
-  readonly hold: Effect.Effect<<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>, never, Scope.Scope>
+  readonly hold: Effect.Effect<SessionHold, never, Scope.Scope>
   /**
    * Writes a request and waits for its response. Outside `exclusive` (with
    * autocommit on) requests of concurrent fibers are pipelined: written at
@@ -219,6 +220,18 @@ export interface Session {
    * connection that no caller deadline can interrupt.
    */
   readonly bounded: <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) => Effect.Effect<A, E, R>
+}
+
+/**
+ * A connection held by `Session.hold`.
+ *
+ * @since 0.1.0
+ */
+export interface SessionHold {
+  /** Runs `effect` as the holder: its statements go through, other fibers' wait. */
+  readonly run: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Gives the connection back before the scope closes (idempotent; the scope's close does it otherwise). */
+  readonly release: Effect.Effect<void>
 }
 
 /**

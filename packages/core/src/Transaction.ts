@@ -22,7 +22,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
-import type { Connection } from "./Connection.ts"
+import type { Executor } from "./internal/executor.ts"
 import { clientDiagnostic, fromDiagnostic, type PgError } from "./PgError.ts"
 
 /**
@@ -126,7 +126,7 @@ const isRollback = (error: unknown): error is Rollback =>
  * @since 0.1.0
  */
 export const run = <R0, A, E, R>(
-  conn: Connection<R0>,
+  conn: Executor<R0>,
   effect: Effect.Effect<A, E, R>,
   options?: TransactionOptions
 ): Effect.Effect<BlockResult<A, E>, Exclude<E, Rollback> | PgError, R> =>
@@ -153,7 +153,7 @@ export const run = <R0, A, E, R>(
     )
   }))
 
-const commit = <R0>(conn: Connection<R0>, outer: boolean, savepoint: string): Effect.Effect<void, PgError> => {
+const commit = <R0>(conn: Executor<R0>, outer: boolean, savepoint: string): Effect.Effect<void, PgError> => {
   if (!outer) return Effect.asVoid(conn.execute(`RELEASE SAVEPOINT ${savepoint}`))
   return Effect.flatMap(conn.execute("COMMIT"), (result) =>
     // COMMIT of a failed transaction rolls back: the block did not commit.
@@ -168,7 +168,7 @@ const commit = <R0>(conn: Connection<R0>, outer: boolean, savepoint: string): Ef
 }
 
 /** Rolls back; a failure is logged, never returned (the user's error wins). */
-const rollbackBlock = <R0>(conn: Connection<R0>, outer: boolean, savepoint: string): Effect.Effect<void> => {
+const rollbackBlock = <R0>(conn: Executor<R0>, outer: boolean, savepoint: string): Effect.Effect<void> => {
   if (conn.closed) return Effect.void
   const statement = outer ? conn.execute("ROLLBACK") : Effect.andThen(
     conn.execute(`ROLLBACK TO SAVEPOINT ${savepoint}`),

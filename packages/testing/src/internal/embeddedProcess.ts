@@ -30,8 +30,8 @@ const spawnFailure = (program: string, user: OsUser | undefined, error: NodeJS.E
   const hint = error.code === "ENOENT"
     ? "The file (or its interpreter) does not exist: reinstall dependencies, or set DATABASE_URL to use an existing server."
     : error.code === "EACCES" || error.code === "EPERM"
-    ? `It must be executable by ${who(user)} and every directory above it traversable (mode 0755), on a ` +
-      "filesystem not mounted noexec; or set DATABASE_URL to use an existing server."
+    ? `It must be executable by ${user === undefined ? "you" : `\`${user.name}\``} and every directory above it ` +
+      "traversable (mode 0755), on a filesystem not mounted noexec; or set DATABASE_URL to use an existing server."
     : "Set DATABASE_URL to use an existing server instead."
   return new EmbeddedServerError({
     reason: "Spawn",

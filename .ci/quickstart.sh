@@ -55,7 +55,7 @@ trap 'exit 130' INT TERM HUP
 quickstart() {
   local dir=$1
   shift # the rest: how to run a command there (e.g. runuser -u USER --)
-  local env=(env -u DATABASE_URL CI=true PGFX_TEST_TARGETS=pg18 npm_config_prefer_offline=true pnpm_config_prefer_offline=true)
+  local env=(env -u DATABASE_URL CI=true NO_COLOR=1 PGFX_TEST_TARGETS=pg18 npm_config_prefer_offline=true pnpm_config_prefer_offline=true)
   timed "npm run demo" "$@" "${env[@]}" bash -c "cd '$dir' && npm run demo"
   timed "npm test -- ${tests[*]##*/}" "$@" "${env[@]}" bash -c "cd '$dir' && npm test -- ${tests[*]}"
 }

@@ -168,9 +168,19 @@ const makeReadable = async (dir: string): Promise<void> => {
   }
 }
 
+const marker = ".pgfx-complete"
+
+/** How many entries a tree holds (the marker aside). */
+const entryCount = (dir: string): number => fs.readdirSync(dir, { recursive: true }).filter((name) => name !== marker).length
+
+/** The marker records the entry count: a copy that a tmp cleaner thinned out is not complete. */
 const complete = (dir: string): boolean => {
-  const binaries = binariesIn(dir)
-  return fs.existsSync(path.join(dir, ".pgfx-complete")) && fs.existsSync(binaries.initdb) && fs.existsSync(binaries.postgres)
+  try {
+    const recorded = Number.parseInt(fs.readFileSync(path.join(dir, marker), "utf8").split("\n")[0] ?? "", 10)
+    return recorded === entryCount(dir)
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -201,9 +211,14 @@ export const binaryCache = async (nativeDir: string, root: string): Promise<stri
   try {
     await fsp.cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true })
     await makeReadable(staging)
-    await fsp.writeFile(path.join(staging, ".pgfx-complete"), `${nativeDir}\n`, { mode: 0o644 })
+    await fsp.writeFile(path.join(staging, marker), `${entryCount(staging)}\n${nativeDir}\n`, { mode: 0o644 })
     // an incomplete copy left by a tmp cleaner: move it aside first (rename cannot replace a directory)
-    if (fs.existsSync(cache) && !trusted()) await fsp.rename(cache, `${staging}.old`)
+    if (fs.existsSync(cache) && !trusted()) {
+      await fsp.rename(cache, `${staging}.old`).catch((error: NodeJS.ErrnoException) => {
+        // another process moved it first
+        if (error.code !== "ENOENT") throw error
+      })
+    }
     await fsp.rename(staging, cache).catch((error: NodeJS.ErrnoException) => {
       // another process won the race: use its copy
       if (error.code !== "EEXIST" && error.code !== "ENOTEMPTY") throw error

@@ -119,7 +119,9 @@ export const startServer = async (
       const error = toEmbeddedServerError("Start", "start")(cause)
       throw new EmbeddedServerError({
         reason: error.reason,
-        message: `embedded PostgreSQL failed to start on port ${port}: ${error.message}\n${tail()}`,
+        message: `embedded PostgreSQL failed to start on port ${port}: ${
+          error.message.replace(/^embedded PostgreSQL:? /, "")
+        }\n${tail()}`,
         cause
       })
     }
@@ -268,7 +270,11 @@ export const startServer = async (
   }
 
   try {
-    if (primary === undefined) await initialise()
+    if (primary === undefined) {
+      await initialise().catch((cause) => {
+        throw toEmbeddedServerError("Setup", `preparing ${dataDir} failed`)(cause)
+      })
+    }
     await configure({
       listen_addresses: options.host === undefined ? "localhost" : host,
       unix_socket_directories: dataDir,

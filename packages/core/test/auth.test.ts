@@ -2,7 +2,7 @@
  * Authentication methods and TLS, each on a throwaway server configured for
  * it (the shared test server is never reconfigured).
  */
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
 import { createHash, X509Certificate } from "node:crypto"
@@ -202,9 +202,16 @@ describe("TLS", () => {
 /** A CA that signed nothing the server presents. */
 const otherCertificateAuthority = (): string => otherKeyPair().cert
 
+/** The folders of `otherKeyPair`, removed when the file's tests are over. */
+const madeFolders: Array<string> = []
+afterAll(() => {
+  for (const dir of madeFolders.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+})
+
 /** A self-signed certificate and its key, unrelated to the server's. */
 const otherKeyPair = () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgfx-other-ca-"))
+  madeFolders.push(dir)
   const key = path.join(dir, "ca.key")
   const cert = path.join(dir, "ca.crt")
   execFileSync("openssl", [

@@ -36,16 +36,8 @@ import type * as Transaction from "./Transaction.ts"
 
 export type { Executor } from "./internal/executor.ts"
 export type { Field } from "./internal/field.ts"
-export type {
-  ConnectionInfo,
-  ConnectOptions,
-  ExecuteOptions,
-  Notification,
-  PipelineStatement,
-  QueryResult,
-  StreamOptions,
-  TransactionStatus
-} from "./internal/results.ts"
+// the result vocabulary: ConnectionInfo, ConnectOptions, ExecuteOptions, QueryResult, …
+export type * from "./internal/results.ts"
 
 /**
  * An open connection.

@@ -65,6 +65,7 @@ import * as PgConfig from "./PgConfig.ts"
 import * as PgError from "./PgError.ts"
 import * as PgValue from "./PgValue.ts"
 import * as RowFactory from "./RowFactory.ts"
+import type * as Session from "./Session.ts"
 
 // -----------------------------------------------------------------------------
 // models
@@ -275,10 +276,16 @@ const rowsOf = <A>(result: Connection.QueryResult<A>, transform: TransformRows):
   return transform ? transform(result.rows as ReadonlyArray<any>) : result.rows
 }
 
+/**
+ * A pgfx connection as effect's `SqlConnection`. With a `hold` (the shared
+ * connection leased to a transaction, stream or `reserve`) statements run as
+ * the holder, so fibers the transaction forks use it too.
+ */
 class PgSqlConnection implements SqlConnection.Connection {
   constructor(
     readonly pg: Connection.Connection<unknown>,
-    readonly batchSize: number | undefined
+    readonly batchSize: number | undefined,
+    readonly hold?: Session.SessionHold
   ) {}
 
   private run<A>(
@@ -288,10 +295,11 @@ class PgSqlConnection implements SqlConnection.Connection {
     prepare: boolean | undefined,
     operation: string
   ): Effect.Effect<Connection.QueryResult<A>, SqlError.SqlError> {
-    return Effect.mapError(
+    const statement = Effect.mapError(
       this.pg.execute(sql, bindValues(params), { rowFactory, prepare }),
       (error) => PgError.toSqlError(error, operation)
     )
+    return this.hold === undefined ? statement : this.hold.run(statement)
   }
 
   execute(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
@@ -323,7 +331,8 @@ class PgSqlConnection implements SqlConnection.Connection {
   }
 
   executeStream(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
-    const rows = this.pg.stream(sql, params, { rowFactory: RowFactory.record, batchSize: this.batchSize }).pipe(
+    const stream = this.pg.stream(sql, params, { rowFactory: RowFactory.record, batchSize: this.batchSize })
+    const rows = (this.hold === undefined ? stream : this.hold.runStream(stream)).pipe(
       Stream.mapError((error) => PgError.toSqlError(error, "executeStream"))
     )
     return transformRows === undefined
@@ -396,7 +405,8 @@ const makeSlot = (
   batchSize: number | undefined
 ) => {
   let current: { readonly connection: PgSqlConnection; readonly scope: Scope.Closeable } | undefined
-  const lock = Semaphore.makeUnsafe(1)
+  // one reconnect at a time: fibers that find the connection lost wait for the same new one
+  const reconnecting = Semaphore.makeUnsafe(1)
   // Only the wait for the server is interruptible.
   const reopen = Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
@@ -414,17 +424,20 @@ const makeSlot = (
     })
   )
   const get: Effect.Effect<PgSqlConnection, SqlError.SqlError> = Effect.suspend(() =>
-    current !== undefined && !current.connection.pg.closed ? Effect.succeed(current.connection) : lock.withPermit(reopen)
+    current !== undefined && !current.connection.pg.closed ? Effect.succeed(current.connection) : reconnecting.withPermit(reopen)
   )
   return get
 }
 
 /**
- * One shared connection guarded by a semaphore: a statement borrows it, a
- * transaction, stream or `reserve` leases it for its scope. Under the
- * semaphore a lost connection is replaced before use. `listen` streams share
- * a second connection, opened on first use, so they neither hold the shared
- * one nor slip a LISTEN into someone's transaction.
+ * One shared connection: a statement borrows it (pipelined with the other
+ * fibers' statements, as the session does for any caller), a transaction,
+ * stream or `reserve` holds it for its scope with the session's own hold, so
+ * statements sent on the same connection by any other fiber — through this
+ * client or directly — wait until it ends. A lost connection is replaced
+ * before use. `listen` streams share a second connection, opened on first
+ * use, so they neither hold the shared one nor slip a LISTEN into someone's
+ * transaction.
  */
 const sharedAcquirers = (
   settings: Connection.ConnectionSettings,
@@ -440,11 +453,13 @@ const sharedAcquirers = (
     const available = makeSlot(parent, config, options, batchSize)
     const listening = makeSlot(parent, config, options, batchSize)
     const first = yield* available
-    const semaphore = Semaphore.makeUnsafe(1)
     const info = first.pg.info
     return {
-      acquirer: Effect.andThen(Semaphore.takeScoped(semaphore, 1), available),
-      borrower: (f) => semaphore.withPermit(Effect.flatMap(available, f)),
+      acquirer: Effect.flatMap(
+        available,
+        (connection) => Effect.map(connection.pg.session.hold, (hold) => new PgSqlConnection(connection.pg, batchSize, hold))
+      ),
+      borrower: (f) => Effect.flatMap(available, f),
       listener: Effect.map(listening, (connection) => connection.pg),
       spanAttributes: [
         ["db.namespace", info.database],

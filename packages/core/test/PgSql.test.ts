@@ -513,6 +513,24 @@ layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: transactions", 
 })
 
 layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: acquirers and layers", (it) => {
+  it.effect("PgSql.layer takes a pool: statements through its share, a transaction through a checkout", () =>
+    Effect.gen(function*() {
+      const conn = yield* Effect.flatMap(TestDatabase.url, (url) => Connection.connect(url))
+      const used: Array<string> = []
+      const pool: PgSql.SharedPool = {
+        connection: Effect.as(Effect.sync(() => used.push("connection")), conn),
+        share: (f) => Effect.suspend(() => (used.push("share"), f(conn)))
+      }
+      const rows = yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const one = yield* sql<{ n: number }>`SELECT 1 AS n`
+        yield* sql.withTransaction(sql`SELECT 2`)
+        return one
+      }).pipe(Effect.provide(PgSql.layer({ pool })))
+      expect(rows).toEqual([{ n: 1 }])
+      expect(used).toEqual(["share", "connection"])
+    }))
+
   it.effect("with an acquirer each statement checks out a connection and a transaction keeps one", () =>
     Effect.gen(function*() {
       const url = yield* TestDatabase.url

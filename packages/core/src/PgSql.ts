@@ -10,9 +10,10 @@
  * Three ways to get connections:
  *
  * - `settings`: one shared connection, opened when the client is built. Statements
- *   of concurrent fibers take turns on it; a transaction (or `reserve`, or a
- *   stream) holds it exclusively and the other fibers wait. A connection that
- *   was lost (server restart, failed cancel) is replaced on the next use.
+ *   of concurrent fibers are pipelined on it; a transaction (or `reserve`, or a
+ *   stream) holds it with the session's hold and every other fiber's statements
+ *   on it, through the client or directly, wait. A connection that was lost
+ *   (server restart, failed cancel) is replaced on the next use.
  * - `acquire`: a scoped checkout, e.g. a pool's `pool.connection`. Each
  *   statement checks a connection out for its own duration; a transaction
  *   keeps one for the whole transaction.

@@ -48,7 +48,6 @@ import { pipeline } from "node:stream"
 import * as zlib from "node:zlib"
 import { Chunk, EncodeFailure } from "./internal/chunk.ts"
 import { binaryParser, csvParser, type RowParser, textParser } from "./internal/decode.ts"
-import { asHolder, type Held, holdSession } from "./internal/hold.ts"
 import { copyCount, CopyInHandler, CopyOutHandler, type Delivery } from "./internal/protocol.ts"
 import { RowEncoder } from "./internal/rowEncoder.ts"
 import { type Format, type FormatSettings, plan, type Plan } from "./internal/statement.ts"
@@ -489,8 +488,7 @@ class Writer implements CopyWriter<ReadonlyArray<unknown>> {
 
   constructor(
     readonly conn: CopyConnection,
-    readonly held: Held,
-    readonly release: Effect.Effect<void>,
+    readonly hold: Session.SessionHold,
     readonly handler: CopyInHandler,
     readonly plan: Plan,
     readonly types: ReadonlyArray<number> | undefined,
@@ -641,7 +639,7 @@ class Writer implements CopyWriter<ReadonlyArray<unknown>> {
           this.ending = true
           return this.conn.session.write(COPY_DONE)
         })),
-        Effect.andThen(asHolder(this.held, this.conn.session.awaitResponse(handler))),
+        Effect.andThen(this.hold.run(this.conn.session.awaitResponse(handler))),
         Effect.andThen(Effect.suspend(() => {
           const error = handler.outcomeError()
           return error === undefined ? Effect.succeed(copyCount(handler.commandTag)) : Effect.fail(error)
@@ -670,7 +668,7 @@ class Writer implements CopyWriter<ReadonlyArray<unknown>> {
       this.closed = true
       return end.pipe(
         Effect.ensuring(Effect.suspend(() => logNotices(handler.notices))),
-        Effect.ensuring(this.release)
+        Effect.ensuring(this.hold.release)
       )
     })
   }
@@ -714,11 +712,11 @@ const startFrom = (
     const types = yield* resolveTypes(conn, options?.types)
     const chunkSize = Math.max(1024, options?.chunkSize ?? DEFAULT_CHUNK)
     const drainTimeout = Duration.fromInputUnsafe(options?.drainTimeout ?? DEFAULT_DRAIN)
-    const { held, release } = yield* holdSession(conn.session)
+    const hold = yield* conn.session.hold
     const handler = new CopyInHandler(planned.sql)
-    const writer = new Writer(conn, held, release, handler, planned, types, drainTimeout, chunkSize, autoFinish)
+    const writer = new Writer(conn, hold, handler, planned, types, drainTimeout, chunkSize, autoFinish)
     yield* Effect.addFinalizer((exit) => writer.close(exit))
-    yield* asHolder(held, conn.session.send([Session.encodeQuery(planned.sql)], handler))
+    yield* hold.run(conn.session.send([Session.encodeQuery(planned.sql)], handler))
     yield* handler.until(() => handler.settled)
     if (!handler.sawCopy) {
       yield* handler.await
@@ -909,7 +907,7 @@ const startTo = (
   drainTimeout: Duration.Duration
 ): Effect.Effect<{ readonly handler: CopyOutHandler; readonly release: Effect.Effect<void> }, PgError.PgError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { held, release } = yield* holdSession(conn.session)
+    const hold = yield* conn.session.hold
     const handler = new CopyOutHandler(sql, delivery)
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
@@ -918,10 +916,10 @@ const startTo = (
           yield* drain(conn, handler, drainTimeout, !handler.dataEnded)
         }
         yield* logNotices(handler.notices)
-      }).pipe(Effect.ensuring(release))
+      }).pipe(Effect.ensuring(hold.release))
     )
-    yield* asHolder(held, conn.session.send([Session.encodeQuery(sql)], handler))
-    return { handler, release }
+    yield* hold.run(conn.session.send([Session.encodeQuery(sql)], handler))
+    return { handler, release: hold.release }
   })
 
 /** The pull of a COPY TO: what is buffered, or wait; the outcome once it is over. */

@@ -6,7 +6,8 @@
 import { BINARY_HEADER, BINARY_TRAILER, type BinaryEncoder, binaryEncoder } from "./binaryEncode.ts"
 import { type Chunk, EncodeFailure } from "./chunk.ts"
 import type { Plan } from "./statement.ts"
-import { type TextEncoder, textEncoder, writeField, writeNull } from "./textEncode.ts"
+import { type TextEncoder, textEncoder } from "./textEncode.ts"
+import { writeField, writeNull } from "./textQuoting.ts"
 
 const messageOf = (error: unknown): string =>
   typeof error === "object" && error !== null && typeof (error as { message?: unknown }).message === "string"

@@ -7,7 +7,7 @@
 import { PgError } from "@pgfx/core"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import { type Dialect, makeDialect } from "./textEncode.ts"
+import { type Dialect, makeDialect } from "./dialect.ts"
 
 /**
  * The data format of a COPY: `text` (PostgreSQL's default), `csv` or

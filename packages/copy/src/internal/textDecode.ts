@@ -17,7 +17,6 @@ const utf8Slice = bufferProto.utf8Slice
 const latin1Slice = bufferProto.latin1Slice
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
 
-
 /** UTF-8 text of `bytes[start, end)`; invalid UTF-8 throws. */
 export const utf8 = (bytes: Uint8Array, start: number, end: number): string => {
   const n = end - start

@@ -3,7 +3,7 @@
  * bytes in place (never inside a UTF-8 sequence, whose bytes are all
  * ≥ 0x80); a field is only copied when it has to be unescaped or unquoted.
  */
-import type { Dialect } from "./textEncode.ts"
+import type { Dialect } from "./dialect.ts"
 import { decodeError, type FieldDecoder, type RowParser, wrongWidth } from "./decode.ts"
 import { columnDecoder, textField } from "./textDecode.ts"
 

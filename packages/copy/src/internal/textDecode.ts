@@ -226,30 +226,7 @@ const floatField = (oid: number): FieldDecoder => {
   }
 }
 
-/** The decoder of a text-format column of type `oid` (`undefined`: the text itself). */
-export const textField = (oid: number | undefined): FieldDecoder => {
-  if (oid === undefined || isTextLike(oid)) return utf8
-  switch (oid) {
-    case OID.int2:
-    case OID.int4:
-    case OID.oid:
-      return decodeSmallInteger
-    case OID.int8:
-      return decodeBigInteger
-    case OID.bool:
-      return decodeBool
-    case OID.float4:
-    case OID.float8:
-      return floatField(oid)
-    case OID.timestamp:
-      return timestampField(false, oid)
-    case OID.timestamptz:
-      return timestampField(true, oid)
-  }
-  const decode = PgValue.textDecoderFor(oid)
-  return (bytes, start, end) => decode(utf8(bytes, start, end))
-}
-
+/** Column kinds with a fast path of their own (`KIND_OTHER`: core's text decoder). */
 const KIND_OTHER = 0
 const KIND_TEXT = 1
 const KIND_INT = 2
@@ -278,6 +255,29 @@ const kindOf = (oid: number | undefined): number => {
       return KIND_TIMESTAMP
   }
   return KIND_OTHER
+}
+
+/** The decoder of a text-format column of type `oid` (`undefined`: the text itself). */
+export const textField = (oid: number | undefined): FieldDecoder => {
+  if (oid === undefined) return utf8
+  switch (kindOf(oid)) {
+    case KIND_TEXT:
+      return utf8
+    case KIND_INT:
+      return decodeSmallInteger
+    case KIND_INT8:
+      return decodeBigInteger
+    case KIND_FLOAT8:
+    case KIND_FLOAT4:
+      return floatField(oid)
+    case KIND_TIMESTAMP:
+      return timestampField(false, oid)
+    case KIND_TIMESTAMPTZ:
+      return timestampField(true, oid)
+  }
+  if (oid === OID.bool) return decodeBool
+  const decode = PgValue.textDecoderFor(oid)
+  return (bytes, start, end) => decode(utf8(bytes, start, end))
 }
 
 /**

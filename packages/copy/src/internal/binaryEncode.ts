@@ -9,7 +9,8 @@ import * as PgTypes from "@effect/sql-pg/PgTypes"
 import { PgValue } from "@pgfx/core"
 import * as Result from "effect/Result"
 import { type Chunk, EncodeFailure } from "./chunk.ts"
-import { arrayDimensions, isoDate, textOf } from "./textEncode.ts"
+import { isoDate } from "./textDateTime.ts"
+import { arrayDimensions, textOf } from "./textValues.ts"
 import { elementOf } from "./types.ts"
 
 const OID = PgTypes.OID

@@ -14,6 +14,9 @@ import { PgValue, Session } from "@pgfx/core"
 /** Bytes reserved at the front of each chunk for the CopyData header. */
 const HEADER = 5
 
+/** Bytes gathered per CopyData message unless the caller says otherwise. */
+export const DEFAULT_CHUNK_SIZE = 64 * 1024
+
 /** A value that cannot be written: the row is dropped and the caller gets a typed error. */
 export class EncodeFailure extends Error {
   constructor(message: string, readonly column?: number) {

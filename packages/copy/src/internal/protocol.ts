@@ -15,10 +15,10 @@
  */
 import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import { PgError, Session } from "@pgfx/core"
-
-const { toDiagnostic } = Session
 import * as Effect from "effect/Effect"
 import type { RowParser } from "./decode.ts"
+
+const { toDiagnostic } = Session
 
 /** The row count of a `COPY n` command tag. */
 export const copyCount = (tag: string | undefined): number => {
@@ -28,6 +28,8 @@ export const copyCount = (tag: string | undefined): number => {
 }
 
 const MIXED = "COPY cannot be mixed with other operations"
+const NEEDS_IN = "Copy.from needs COPY … FROM STDIN"
+const NEEDS_OUT = "Copy.to needs COPY … TO STDOUT"
 
 /** State and wake-ups shared by both directions. */
 abstract class CopyHandler extends Session.ResponseHandler<void> {
@@ -96,6 +98,27 @@ abstract class CopyHandler extends Session.ResponseHandler<void> {
     this.misuse ??= this.sawCopy ? MIXED : what
   }
 
+  /**
+   * The messages both directions treat alike: the COPY's CommandComplete
+   * (when `ownTag`: it started, and its data is over), any other statement's
+   * result as misuse (`needs` says what was expected), the first error.
+   */
+  protected result(message: PgProtocol.BackendMessage<unknown>, needs: string, ownTag: boolean): void {
+    switch (message._tag) {
+      case "CommandComplete":
+        if (ownTag && this.commandTag === undefined) this.commandTag = message.commandTag
+        else this.otherResult(`${needs}; the statement returned ${message.commandTag}`)
+        break
+      case "RowDescription":
+      case "EmptyQueryResponse":
+        this.otherResult(`${needs}; the statement is not a COPY`)
+        break
+      case "ErrorResponse":
+        this.error ??= toDiagnostic(message.fields)
+        break
+    }
+  }
+
   /** The failure this conversation ended with, once it is done, or `undefined`. */
   outcomeError(): PgError.PgError | undefined {
     const error = this.error
@@ -131,22 +154,13 @@ export class CopyInHandler extends CopyHandler {
         this.format = message.format
         break
       case "CopyOutResponse":
-        this.otherResult("Copy.from needs COPY … FROM STDIN; the statement is a COPY TO STDOUT")
-        break
-      case "CommandComplete":
-        if (this.sawCopy && this.commandTag === undefined) this.commandTag = message.commandTag
-        else this.otherResult(`Copy.from needs COPY … FROM STDIN; the statement returned ${message.commandTag}`)
-        break
-      case "RowDescription":
-      case "EmptyQueryResponse":
-        this.otherResult("Copy.from needs COPY … FROM STDIN; the statement is not a COPY")
-        break
-      case "ErrorResponse":
-        this.error ??= toDiagnostic(message.fields)
+        this.otherResult(`${NEEDS_IN}; the statement is a COPY TO STDOUT`)
         break
       case "ReadyForQuery":
         this.finish(undefined)
         return true
+      default:
+        this.result(message, NEEDS_IN, this.sawCopy)
     }
     this.wake()
     return false
@@ -223,25 +237,16 @@ export class CopyOutHandler extends CopyHandler {
         }
         break
       case "CopyInResponse":
-        this.otherResult("Copy.to needs COPY … TO STDOUT; the statement is a COPY FROM STDIN")
+        this.otherResult(`${NEEDS_OUT}; the statement is a COPY FROM STDIN`)
         this.failSent = true
         context.write(Session.encodeCopyFail(this.misuse ?? MIXED))
-        break
-      case "CommandComplete":
-        if (this.sawCopy && this.commandTag === undefined && this.dataEnded) this.commandTag = message.commandTag
-        else this.otherResult(`Copy.to needs COPY … TO STDOUT; the statement returned ${message.commandTag}`)
-        break
-      case "RowDescription":
-      case "EmptyQueryResponse":
-        this.otherResult("Copy.to needs COPY … TO STDOUT; the statement is not a COPY")
-        break
-      case "ErrorResponse":
-        this.error ??= toDiagnostic(message.fields)
         break
       case "ReadyForQuery":
         this.resumeSocket()
         this.finish(undefined)
         return true
+      default:
+        this.result(message, NEEDS_OUT, this.sawCopy && this.dataEnded)
     }
     this.wake()
     return false

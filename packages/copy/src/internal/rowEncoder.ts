@@ -5,13 +5,10 @@
  */
 import { BINARY_HEADER, BINARY_TRAILER, type BinaryEncoder, binaryEncoder } from "./binaryEncode.ts"
 import { type Chunk, EncodeFailure } from "./chunk.ts"
+import { messageOf } from "./errors.ts"
 import type { Plan } from "./statement.ts"
-import { type TextEncoder, textEncoder, writeField, writeNull } from "./textEncode.ts"
-
-const messageOf = (error: unknown): string =>
-  typeof error === "object" && error !== null && typeof (error as { message?: unknown }).message === "string"
-    ? (error as { message: string }).message
-    : String(error)
+import { type TextEncoder, textEncoder } from "./textEncode.ts"
+import { writeField, writeNull } from "./textQuoting.ts"
 
 export class RowEncoder {
   private readonly text: ReadonlyArray<TextEncoder>

@@ -5,19 +5,37 @@
  * (`WITH (FORMAT csv, HEADER true, DELIMITER ';')`).
  */
 import { PgError } from "@pgfx/core"
+import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import { type Dialect, makeDialect } from "./textEncode.ts"
+import { type Dialect, makeDialect } from "./dialect.ts"
 
-/** The data formats of COPY. */
+/**
+ * The data format of a COPY: `text` (PostgreSQL's default), `csv` or
+ * `binary`.
+ *
+ * @since 0.1.0
+ */
 export type Format = "text" | "csv" | "binary"
 
-/** The format options a caller may give. */
-export interface FormatSettings {
+/**
+ * Format options. With `format: "csv"` the CSV options apply; `header` is
+ * `true` (the data has a header line) or, for `writeRow`, the column names
+ * to write as header. `delimiter` and `null` also apply to `text`.
+ *
+ * @since 0.1.0
+ */
+export interface FormatOptions {
+  /** `text` (default), `csv` or `binary`. */
   readonly format?: Format | undefined
+  /** Field separator: tab in text, `,` in CSV. */
   readonly delimiter?: string | undefined
+  /** How NULL is written: `\N` in text, an unquoted empty field in CSV. */
   readonly null?: string | undefined
+  /** CSV quote character (default `"`). */
   readonly quote?: string | undefined
+  /** CSV escape character inside quotes (default: the quote, doubled). */
   readonly escape?: string | undefined
+  /** CSV: `true` when the data has a header line; for `writeRow`, the names to write as header. */
   readonly header?: boolean | ReadonlyArray<string> | undefined
 }
 
@@ -53,7 +71,7 @@ const singleByte = (name: string, value: string | undefined): string | undefined
 }
 
 /** Validates the options and settles the statement text and dialect. */
-export const plan = (sql: string, settings: FormatSettings | undefined): Result.Result<Plan, PgError.PgError> => {
+export const plan = (sql: string, settings: FormatOptions | undefined): Result.Result<Plan, PgError.PgError> => {
   const options = settings ?? {}
   if (sql.includes("\u0000")) return Result.fail(new PgError.ParameterError({ message: "the query text contains a NUL byte" }))
   const named = sniffFormat(sql)
@@ -96,4 +114,10 @@ export const plan = (sql: string, settings: FormatSettings | undefined): Result.
     null: options.null
   })
   return Result.succeed({ sql: text, format, dialect, header })
+}
+
+/** `plan` as an effect, for the constructors that fail with its error. */
+export const planOrFail = (sql: string, settings: FormatOptions | undefined): Effect.Effect<Plan, PgError.PgError> => {
+  const planned = plan(sql, settings)
+  return Result.isSuccess(planned) ? Effect.succeed(planned.success) : Effect.fail(planned.failure)
 }

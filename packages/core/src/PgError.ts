@@ -17,6 +17,7 @@
  *
  * @since 0.1.0
  */
+import type * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as SqlError from "effect/sql/SqlError"
 
@@ -145,7 +146,20 @@ interface ServerErrorFields extends Diagnostic {
   readonly query: string | undefined
 }
 
-const ServerErrorBase = <const Tag extends string>(tag: Tag) =>
+/**
+ * An instance of a server error class (`UniqueViolation`, `ServerError`, …): named so the
+ * classes' declarations can be emitted (the inferred base type uses effect's private names).
+ *
+ * @since 0.1.0
+ */
+export interface ServerErrorInstance<Tag extends string> extends Cause.YieldableError, ServerErrorFields {
+  readonly _tag: Tag
+  readonly message: string
+  /** psycopg's DBAPI class of this SQLSTATE. */
+  readonly errorClass: ErrorClass
+}
+
+const ServerErrorBase = <const Tag extends string>(tag: Tag): new (fields: ServerErrorFields) => ServerErrorInstance<Tag> =>
   class extends Data.TaggedError(tag)<ServerErrorFields> {
     /** psycopg's DBAPI class of this SQLSTATE. */
     get errorClass(): ErrorClass {

@@ -36,9 +36,10 @@ ls -l "$tarballs"/*.tgz | awk '{ printf "  %-28s %7.1f kB\n", $NF, $5 / 1024 }' 
 # the versions the workspace is tested with
 version_of() { node -e 'const p = require(process.argv[1]); const v = { ...p.dependencies, ...p.devDependencies }[process.argv[2]]; if (!v) process.exit(1); console.log(v)' "$repo/package.json" "$1"; }
 registry=()
-for dep in effect @effect/sql-pg @effect/platform-node @effect/vitest vitest typescript @types/node; do
+for dep in effect @effect/sql-pg @effect/platform-node @effect/vitest vitest typescript; do
   registry+=("$dep@$(version_of "$dep")")
 done
+registry+=("@types/node@^22") # vitest 5 wants 22+ types (an optional peer npm enforces)
 
 step "npm install (outside the workspace: $app)"
 cp -R "$repo/.ci/consumer/." "$app/"
@@ -46,8 +47,8 @@ cd "$app"
 npm install --no-audit --no-fund --loglevel=error "$tarballs"/*.tgz "${registry[@]}"
 npm ls --depth=0 2>/dev/null | sed 's/^/  /'
 # one copy of effect: pgfx's packages take the consumer's as a peer
-[ "$(find node_modules -path '*/node_modules/effect/package.json' | wc -l)" = 1 ] ||
-  { echo "more than one copy of effect installed:" >&2; find node_modules -path '*/node_modules/effect/package.json' >&2; exit 1; }
+[ "$(find . -path '*/node_modules/effect/package.json' | wc -l)" = 1 ] ||
+  { echo "more than one copy of effect installed:" >&2; find . -path '*/node_modules/effect/package.json' >&2; exit 1; }
 
 step "tsc (NodeNext, emits out/) and tsc (Bundler, --noEmit)"
 npx tsc -p tsconfig.nodenext.json

@@ -153,13 +153,25 @@ interface ServerErrorFields extends Diagnostic {
  * @since 0.1.0
  */
 export interface ServerErrorInstance<Tag extends string> extends Cause.YieldableError, ServerErrorFields {
+  /** The class's name, for `Effect.catchTag`. */
   readonly _tag: Tag
+  /** The server's primary message (restated: `Error`'s is not readonly). */
   readonly message: string
   /** psycopg's DBAPI class of this SQLSTATE. */
   readonly errorClass: ErrorClass
 }
 
-const ServerErrorBase = <const Tag extends string>(tag: Tag): new (fields: ServerErrorFields) => ServerErrorInstance<Tag> =>
+/**
+ * The constructor of a server error class.
+ *
+ * @since 0.1.0
+ */
+export interface ServerErrorClass<Tag extends string> {
+  /** An error from the fields of the server's `ErrorResponse` and the statement that failed. */
+  new(fields: ServerErrorFields): ServerErrorInstance<Tag>
+}
+
+const ServerErrorBase = <const Tag extends string>(tag: Tag): ServerErrorClass<Tag> =>
   class extends Data.TaggedError(tag)<ServerErrorFields> {
     /** psycopg's DBAPI class of this SQLSTATE. */
     get errorClass(): ErrorClass {

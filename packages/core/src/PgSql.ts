@@ -10,9 +10,10 @@
  * Three ways to get connections:
  *
  * - `settings`: one shared connection, opened when the client is built. Statements
- *   of concurrent fibers take turns on it; a transaction (or `reserve`, or a
- *   stream) holds it exclusively and the other fibers wait. A connection that
- *   was lost (server restart, failed cancel) is replaced on the next use.
+ *   of concurrent fibers are pipelined on it; a transaction (or `reserve`, or a
+ *   stream) holds it with the session's hold and every other fiber's statements
+ *   on it, through the client or directly, wait. A connection that was lost
+ *   (server restart, failed cancel) is replaced on the next use.
  * - `acquire`: a scoped checkout, e.g. a pool's `pool.connection`. Each
  *   statement checks a connection out for its own duration; a transaction
  *   keeps one for the whole transaction.
@@ -46,25 +47,23 @@
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as Scope from "effect/Scope"
-import * as Semaphore from "effect/Semaphore"
 import * as Migrator from "effect/sql/Migrator"
 import * as MigratorFileSystem from "effect/sql/MigratorFileSystem"
 import * as SqlClient from "effect/sql/SqlClient"
-import type * as SqlConnection from "effect/sql/SqlConnection"
 import * as SqlError from "effect/sql/SqlError"
 import * as Statement from "effect/sql/Statement"
 import * as Stream from "effect/Stream"
 import * as Connection from "./Connection.ts"
 import * as PgConfig from "./PgConfig.ts"
 import * as PgError from "./PgError.ts"
-import * as PgValue from "./PgValue.ts"
-import * as RowFactory from "./RowFactory.ts"
+import * as Acquirers from "./internal/pgsql/acquirers.ts"
+import * as Compiler from "./internal/pgsql/compiler.ts"
+import { acquireError, commit, inTransaction, type PgSqlConnection } from "./internal/pgsql/sqlConnection.ts"
 
 // -----------------------------------------------------------------------------
 // models
@@ -186,14 +185,7 @@ export interface Options<E = never> extends ClientOptions {
  *
  * @since 0.1.0
  */
-export interface SharedPool<E = unknown> {
-  /** A scoped exclusive checkout. */
-  readonly connection: Effect.Effect<Connection.Connection<any>, E, Scope.Scope>
-  /** Runs `f` on a connection shared with concurrent callers (statements pipelined). */
-  readonly share: <A, E2, R>(
-    f: (connection: Connection.Connection<any>) => Effect.Effect<A, E2, R>
-  ) => Effect.Effect<A, E | E2, R>
-}
+export type SharedPool<E = unknown> = Acquirers.SharedPool<E>
 
 /**
  * What `layerConfig` reads through effect `Config`: a conninfo string or URL
@@ -209,16 +201,6 @@ export interface ConfigOptions extends PgConfig.PgConfigInput, ClientOptions {
   readonly pgbouncer?: boolean | undefined
 }
 
-// -----------------------------------------------------------------------------
-// compiler
-// -----------------------------------------------------------------------------
-
-interface PgJson extends Statement.Custom<"PgJson", unknown> {}
-
-const PgJson = Statement.custom<PgJson>("PgJson")
-
-const escape = Statement.defaultEscape("\"")
-
 /**
  * The statement compiler for PostgreSQL: `$1` placeholders, identifiers in
  * double quotes (embedded quotes doubled, dots splitting schema and name),
@@ -233,271 +215,10 @@ const escape = Statement.defaultEscape("\"")
  *
  * @since 0.1.0
  */
-export const makeCompiler = (
+export const makeCompiler: (
   transform?: ((name: string) => string) | undefined,
-  transformJson = true
-): Statement.Compiler => {
-  const transformValue = transformJson && transform !== undefined
-    ? Statement.defaultTransforms(transform).value
-    : undefined
-  return Statement.makeCompiler<PgJson>({
-    dialect: "pg",
-    placeholder: (index) => `$${index}`,
-    onIdentifier: transform === undefined
-      ? escape
-      : (value, withoutTransform) => escape(withoutTransform ? value : transform(value)),
-    onRecordUpdate: (placeholders, alias, columns, values, returning) => [
-      `(values ${placeholders}) AS ${alias}${columns}${returning ? ` RETURNING ${returning[0]}` : ""}`,
-      returning ? values.flat().concat(returning[1]) : values.flat()
-    ],
-    onCustom: (custom, placeholder, withoutTransform) => {
-      const value = withoutTransform || transformValue === undefined ? custom.paramA : transformValue(custom.paramA)
-      return [placeholder(undefined), [PgValue.jsonb(value)]]
-    }
-  })
-}
-
-// -----------------------------------------------------------------------------
-// the SqlConnection over a pgfx connection
-// -----------------------------------------------------------------------------
-
-type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
-
-/** Parameterless statements go through the simple protocol, so scripts work. */
-const bindValues = (params: ReadonlyArray<unknown>): ReadonlyArray<unknown> | undefined =>
-  params.length === 0 ? undefined : params
-
-/** One statement: its rows; a script: one array of rows per statement (as node-postgres does). */
-const rowsOf = <A>(result: Connection.QueryResult<A>, transform: TransformRows): ReadonlyArray<any> => {
-  if (result.results.length > 1) {
-    return result.results.map((each) => transform ? transform(each.rows as ReadonlyArray<any>) : each.rows)
-  }
-  return transform ? transform(result.rows as ReadonlyArray<any>) : result.rows
-}
-
-class PgSqlConnection implements SqlConnection.Connection {
-  constructor(
-    readonly pg: Connection.Connection<unknown>,
-    readonly batchSize: number | undefined
-  ) {}
-
-  private run<A>(
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    rowFactory: RowFactory.RowFactory<A>,
-    prepare: boolean | undefined,
-    operation: string
-  ): Effect.Effect<Connection.QueryResult<A>, SqlError.SqlError> {
-    return Effect.mapError(
-      this.pg.execute(sql, bindValues(params), { rowFactory, prepare }),
-      (error) => PgError.toSqlError(error, operation)
-    )
-  }
-
-  execute(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
-    return Effect.map(this.run(sql, params, RowFactory.record, undefined, "execute"), (result) =>
-      rowsOf(result, transformRows))
-  }
-
-  executeUnprepared(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
-    return Effect.map(this.run(sql, params, RowFactory.record, false, "executeUnprepared"), (result) =>
-      rowsOf(result, transformRows))
-  }
-
-  executeRaw(sql: string, params: ReadonlyArray<unknown>) {
-    return this.run(sql, params, RowFactory.record, undefined, "executeRaw")
-  }
-
-  executeValues(sql: string, params: ReadonlyArray<unknown>) {
-    return Effect.map(
-      this.run(sql, params, RowFactory.tuple, undefined, "executeValues"),
-      (result) => rowsOf(result, undefined) as ReadonlyArray<ReadonlyArray<unknown>>
-    )
-  }
-
-  executeValuesUnprepared(sql: string, params: ReadonlyArray<unknown>) {
-    return Effect.map(
-      this.run(sql, params, RowFactory.tuple, false, "executeValuesUnprepared"),
-      (result) => rowsOf(result, undefined) as ReadonlyArray<ReadonlyArray<unknown>>
-    )
-  }
-
-  executeStream(sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) {
-    const rows = this.pg.stream(sql, params, { rowFactory: RowFactory.record, batchSize: this.batchSize }).pipe(
-      Stream.mapError((error) => PgError.toSqlError(error, "executeStream"))
-    )
-    return transformRows === undefined
-      ? rows
-      : Stream.mapArray(rows, (chunk) => transformRows(chunk) as typeof chunk)
-  }
-}
-
-/** Whether the session is inside a transaction block (so ROLLBACK / savepoint cleanup is needed). */
-const inTransaction = (conn: SqlConnection.Connection): boolean => {
-  const status = (conn as PgSqlConnection).pg.info.transactionStatus
-  return status === "INTRANS" || status === "INERROR" || status === "ACTIVE"
-}
-
-/** PostgreSQL answers COMMIT of an aborted transaction with `ROLLBACK`: that is a failure. */
-const commit = (conn: SqlConnection.Connection): Effect.Effect<void, SqlError.SqlError> =>
-  Effect.flatMap(
-    conn.executeRaw("COMMIT", []) as Effect.Effect<Connection.QueryResult<unknown>, SqlError.SqlError>,
-    (result) =>
-      result.command === "ROLLBACK"
-        ? Effect.fail(
-          new SqlError.SqlError({
-            reason: new SqlError.UnknownError({
-              cause: new Error("COMMIT rolled back an aborted transaction"),
-              message: "COMMIT rolled back an aborted transaction (a statement of it failed)",
-              operation: "commit"
-            })
-          })
-        )
-        : Effect.void
-  )
-
-/** Any failure of building or acquiring a connection, as a `SqlError`. */
-const acquireError = (error: unknown, operation: string): SqlError.SqlError => {
-  if (SqlError.isSqlError(error)) return error
-  if (PgError.isPgError(error)) return PgError.toSqlError(error, operation)
-  const message = typeof error === "object" && error !== null && "message" in error &&
-      typeof (error as { message: unknown }).message === "string"
-    ? (error as { message: string }).message
-    : String(error)
-  return new SqlError.SqlError({
-    reason: new SqlError.ConnectionError({ cause: error, message, operation })
-  })
-}
-
-// -----------------------------------------------------------------------------
-// acquirers
-// -----------------------------------------------------------------------------
-
-interface Acquirers {
-  readonly acquirer: SqlConnection.Acquirer
-  readonly borrower: SqlConnection.Borrower | undefined
-  /** A connection for `listen` streams, for the life of the scope. */
-  readonly listener: Effect.Effect<Connection.Connection<unknown>, SqlError.SqlError, Scope.Scope>
-  readonly spanAttributes: ReadonlyArray<readonly [string, unknown]>
-}
-
-const isResolvedConfig = (settings: Connection.ConnectionSettings): settings is PgConfig.PgConfig =>
-  typeof settings === "object" && Array.isArray((settings as PgConfig.PgConfig).hosts) &&
-  typeof (settings as PgConfig.PgConfig).sslmode === "string"
-
-/**
- * A long-lived connection of the client, opened in a child of the client's
- * scope and replaced (the lost one's scope closed) when it is found closed.
- */
-const makeSlot = (
-  parent: Scope.Scope,
-  config: PgConfig.PgConfig,
-  options: Connection.ConnectOptions<unknown>,
-  batchSize: number | undefined
-) => {
-  let current: { readonly connection: PgSqlConnection; readonly scope: Scope.Closeable } | undefined
-  const lock = Semaphore.makeUnsafe(1)
-  // Only the wait for the server is interruptible.
-  const reopen = Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function*() {
-      if (current !== undefined && !current.connection.pg.closed) return current.connection
-      if (current !== undefined) yield* Scope.close(current.scope, Exit.void)
-      current = undefined
-      const scope = yield* Scope.fork(parent)
-      const pg = yield* restore(Connection.connect(config, options)).pipe(
-        Scope.provide(scope),
-        Effect.onError(() => Scope.close(scope, Exit.void)),
-        Effect.mapError((error) => acquireError(error, "connect"))
-      )
-      current = { connection: new PgSqlConnection(pg, batchSize), scope }
-      return current.connection
-    })
-  )
-  const get: Effect.Effect<PgSqlConnection, SqlError.SqlError> = Effect.suspend(() =>
-    current !== undefined && !current.connection.pg.closed ? Effect.succeed(current.connection) : lock.withPermit(reopen)
-  )
-  return get
-}
-
-/**
- * One shared connection guarded by a semaphore: a statement borrows it, a
- * transaction, stream or `reserve` leases it for its scope. Under the
- * semaphore a lost connection is replaced before use. `listen` streams share
- * a second connection, opened on first use, so they neither hold the shared
- * one nor slip a LISTEN into someone's transaction.
- */
-const sharedAcquirers = (
-  settings: Connection.ConnectionSettings,
-  connectOptions: Connection.ConnectOptions<unknown> | undefined,
-  batchSize: number | undefined
-): Effect.Effect<Acquirers, SqlError.SqlError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const config = isResolvedConfig(settings)
-      ? settings
-      : yield* Effect.mapError(PgConfig.make(settings), (error) => acquireError(error, "connect"))
-    const parent = yield* Effect.scope
-    const options: Connection.ConnectOptions<unknown> = { ...connectOptions, rowFactory: RowFactory.tuple, autocommit: true }
-    const available = makeSlot(parent, config, options, batchSize)
-    const listening = makeSlot(parent, config, options, batchSize)
-    const first = yield* available
-    const semaphore = Semaphore.makeUnsafe(1)
-    const info = first.pg.info
-    return {
-      acquirer: Effect.andThen(Semaphore.takeScoped(semaphore, 1), available),
-      borrower: (f) => semaphore.withPermit(Effect.flatMap(available, f)),
-      listener: Effect.map(listening, (connection) => connection.pg),
-      spanAttributes: [
-        ["db.namespace", info.database],
-        ["server.address", info.host],
-        ["server.port", info.port]
-      ]
-    }
-  })
-
-const checkoutAcquirers = <E>(
-  acquire: Effect.Effect<Connection.Connection<unknown>, E, Scope.Scope>,
-  batchSize: number | undefined
-): Acquirers => {
-  const checkout = Effect.mapError(acquire, (error) => acquireError(error, "acquireConnection"))
-  return {
-    acquirer: Effect.map(checkout, (pg) => new PgSqlConnection(pg, batchSize)),
-    borrower: undefined,
-    listener: checkout,
-    spanAttributes: []
-  }
-}
-
-/** A statement's own failure, told apart from the pool's (checkout) failures. */
-class StatementFailure {
-  constructor(readonly error: unknown) {}
-}
-
-/**
- * Over a pool: each statement outside a transaction runs on a shared
- * connection (pipelined with the other fibers' statements), transactions
- * and streams check one out.
- */
-const poolAcquirers = <E>(pool: SharedPool<E>, batchSize: number | undefined): Acquirers => {
-  const checkout = checkoutAcquirers(pool.connection, batchSize)
-  const wrappers = new WeakMap<Connection.Connection<unknown>, PgSqlConnection>()
-  const wrap = (pg: Connection.Connection<unknown>): PgSqlConnection => {
-    let wrapper = wrappers.get(pg)
-    if (wrapper === undefined) {
-      wrapper = new PgSqlConnection(pg, batchSize)
-      wrappers.set(pg, wrapper)
-    }
-    return wrapper
-  }
-  return {
-    ...checkout,
-    borrower: <A, E2, R>(f: (connection: SqlConnection.Connection) => Effect.Effect<A, E2, R>) =>
-      Effect.mapError(
-        pool.share((pg) => Effect.mapError(f(wrap(pg)), (error) => new StatementFailure(error))),
-        (error): E2 | SqlError.SqlError =>
-          error instanceof StatementFailure ? error.error as E2 : acquireError(error, "acquireConnection")
-      )
-  }
-}
+  transformJson?: boolean
+) => Statement.Compiler = Compiler.makeCompiler
 
 // -----------------------------------------------------------------------------
 // constructors
@@ -523,10 +244,10 @@ export const make = <E = never>(options: Options<E> = {}): Effect.Effect<PgSql, 
   Effect.gen(function*() {
     const batchSize = options.streamBatchSize
     const acquirers = options.pool !== undefined
-      ? poolAcquirers(options.pool, batchSize)
+      ? Acquirers.poolAcquirers(options.pool, batchSize)
       : options.acquire !== undefined
-      ? checkoutAcquirers(options.acquire, batchSize)
-      : yield* sharedAcquirers(options.settings ?? "", options.connectOptions, batchSize)
+      ? Acquirers.checkoutAcquirers(options.acquire, batchSize)
+      : yield* Acquirers.sharedAcquirers(options.settings ?? "", options.connectOptions, batchSize)
     const transformJson = options.transformJson ?? true
     const compiler = makeCompiler(options.transformQueryNames, transformJson)
     const transformRows = options.transformResultNames === undefined
@@ -565,7 +286,7 @@ export const make = <E = never>(options: Options<E> = {}): Effect.Effect<PgSql, 
     ).pipe(Effect.map((conn) => (conn as PgSqlConnection).pg as Connection.Connection<unknown>))
     const extras = {
       [TypeId]: TypeId,
-      json: (value: unknown) => Statement.fragment([PgJson(value, undefined, undefined)]),
+      json: Compiler.json,
       listen: (...channels: ReadonlyArray<string>) =>
         Stream.unwrap(Effect.map(acquirers.listener, (pg) => pg.listen(...channels))).pipe(
           Stream.mapError((error) => SqlError.isSqlError(error) ? error : PgError.toSqlError(error, "listen"))
@@ -606,6 +327,7 @@ export const layerFrom = <E, R>(
 const optionKeys: ReadonlySet<string> = new Set([
   "settings",
   "acquire",
+  "pool",
   "connectOptions",
   "transformQueryNames",
   "transformResultNames",

@@ -378,7 +378,7 @@ export { decodeText, decodeTextArray, textDecoderFor, type TextValueDecoder } fr
  *
  * @since 0.1.0
  */
-export { daysFromCivil, PG_EPOCH_MS } from "./internal/textCodecs.ts"
+export { daysFromCivil, PG_EPOCH_MS } from "./internal/textCodecs/calendar.ts"
 
 /**
  * Infers the typed parameter of a JS value (see the table above); checks it

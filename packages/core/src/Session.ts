@@ -19,6 +19,7 @@
 import type * as PgProtocol from "@effect/sql-pg/PgProtocol"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type { ConnectionError, Diagnostic, ProtocolError } from "./PgError.ts"
 
 /**
@@ -163,8 +164,10 @@ export interface Session {
   readonly exclusive: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /**
    * Holds the connection until the scope closes, or until `release`, for
-   * conversations whose steps are not one effect (a scoped COPY writer). A
-   * statement sent without the hold's `run` waits for the hold to end.
+   * conversations whose steps are not one effect (a scoped COPY writer, a
+   * `PgSql` transaction). The fiber that takes the hold, and effects run with
+   * its `run`, use the connection; other fibers' statements wait for the hold
+   * to end.
    * Re-entrant: inside a hold (or `exclusive`) of the same connection it
    * holds nothing more, and its `release` does nothing.
    */
@@ -230,6 +233,8 @@ export interface Session {
 export interface SessionHold {
   /** Runs `effect` as the holder: its statements go through, other fibers' wait. */
   readonly run: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** `run` for a stream: its pulls run as the holder. */
+  readonly runStream: <A, E, R>(stream: Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
   /** Gives the connection back before the scope closes (idempotent; the scope's close does it otherwise). */
   readonly release: Effect.Effect<void>
 }

@@ -377,6 +377,47 @@ layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: transactions", 
       expect(order).toEqual(["commit", "outside"])
     })))
 
+  it.effect("on the shared connection a transaction holds the session: direct statements on it wait too", () =>
+    withSql(Effect.gen(function*() {
+      const sql = yield* PgSql.PgSql
+      // the raw connection, used directly (not through the client) by another fiber
+      const pg = yield* Effect.scoped(sql.connection)
+      yield* sql`CREATE TABLE tx_direct (name text)`
+      const inside = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const transaction = yield* sql.withTransaction(Effect.gen(function*() {
+        yield* sql`INSERT INTO tx_direct ${sql.insert({ name: "a" })}`
+        // the transaction's own fiber uses the raw connection directly: it goes through
+        const own = yield* pg.execute("SELECT txid_current_if_assigned() IS NOT NULL AS intx")
+        expect(own.rows).toEqual([[true]])
+        yield* Deferred.succeed(inside, undefined)
+        yield* Deferred.await(release)
+      })).pipe(Effect.forkChild)
+      yield* Deferred.await(inside)
+      const direct = yield* pg.execute("SELECT txid_current_if_assigned() IS NOT NULL AS intx, count(*)::int FROM tx_direct")
+        .pipe(Effect.forkChild)
+      yield* Effect.sleep("100 millis")
+      expect(direct.pollUnsafe()).toBeUndefined()
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(transaction)
+      // it ran after COMMIT, outside the transaction, and saw the committed row
+      expect((yield* Fiber.join(direct)).rows).toEqual([[false, 1]])
+    })))
+
+  it.effect("fibers a transaction forks run their statements on its connection", () =>
+    withSql(Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const watcher = yield* observer
+      yield* sql`CREATE TABLE tx_forked (n int)`
+      yield* sql.withTransaction(Effect.gen(function*() {
+        yield* Effect.forEach([1, 2, 3], (n) => sql`INSERT INTO tx_forked VALUES (${n})`, { concurrency: "unbounded" })
+        const rows = yield* Stream.runCollect(sql`SELECT n FROM tx_forked ORDER BY n`.stream).pipe(Effect.forkChild, Effect.flatMap(Fiber.join))
+        expect(Array.from(rows)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }])
+        expect(yield* count(watcher, "tx_forked")).toBe(0)
+      }))
+      expect(yield* count(watcher, "tx_forked")).toBe(3)
+    })))
+
   it.effect("fails when COMMIT fails (deferred constraint) and when the transaction was aborted", () =>
     withSql(Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
@@ -472,6 +513,24 @@ layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: transactions", 
 })
 
 layer(TestDatabase.layer, { excludeTestServices: true })("PgSql: acquirers and layers", (it) => {
+  it.effect("PgSql.layer takes a pool: statements through its share, a transaction through a checkout", () =>
+    Effect.gen(function*() {
+      const conn = yield* Effect.flatMap(TestDatabase.url, (url) => Connection.connect(url))
+      const used: Array<string> = []
+      const pool: PgSql.SharedPool = {
+        connection: Effect.as(Effect.sync(() => used.push("connection")), conn),
+        share: (f) => Effect.suspend(() => (used.push("share"), f(conn)))
+      }
+      const rows = yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const one = yield* sql<{ n: number }>`SELECT 1 AS n`
+        yield* sql.withTransaction(sql`SELECT 2`)
+        return one
+      }).pipe(Effect.provide(PgSql.layer({ pool })))
+      expect(rows).toEqual([{ n: 1 }])
+      expect(used).toEqual(["share", "connection"])
+    }))
+
   it.effect("with an acquirer each statement checks out a connection and a transaction keeps one", () =>
     Effect.gen(function*() {
       const url = yield* TestDatabase.url

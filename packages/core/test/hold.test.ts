@@ -3,10 +3,11 @@
  * it is held, statements of other fibers wait (asserted by the order the
  * server saw them in), the holder's `run` goes through, `release` gives the
  * connection back before the scope closes, a hold inside a hold of the same
- * connection takes nothing more, and an interrupted wait leaves no hold behind.
+ * connection takes nothing more, the fiber that took the hold uses the
+ * connection directly until it ends, and an interrupted wait leaves no hold behind.
  */
 import { expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
 import { Connection } from "../src/index.ts"
 import { TestDatabase } from "../../../test/harness.ts"
 
@@ -66,6 +67,40 @@ layer(TestDatabase.layer, { excludeTestServices: true })("Session.hold", (it) =>
       expect(inside.waiting).toBe(true)
       expect(inside.mine).toEqual([[1]])
       expect((yield* Fiber.join(other)).rows).toEqual([[2]])
+    }))
+
+  it.effect("the fiber that takes the hold uses the connection directly, until the hold ends", () =>
+    Effect.gen(function*() {
+      const conn = yield* connect
+      const scope = yield* Scope.make()
+      const hold = yield* Scope.provide(conn.session.hold, scope)
+      const other = yield* Effect.forkChild(now(conn))
+      // neither `run` nor `exclusive`: the holder fiber's own statements go through
+      const first = yield* now(conn)
+      const stream = yield* Stream.runCollect(conn.stream("SELECT generate_series(1, 3)"))
+      expect(Array.from(stream, (row) => row[0])).toEqual([1, 2, 3])
+      const second = yield* now(conn)
+      yield* Effect.sleep("50 millis")
+      expect(other.pollUnsafe()).toBeUndefined()
+      yield* hold.release
+      const after = yield* Fiber.join(other)
+      expect(first < second && second < after).toBe(true)
+      // after the release the fiber is an ordinary caller: a new hold elsewhere excludes it
+      const elsewhere = yield* Deferred.make<void>()
+      const done = yield* Deferred.make<void>()
+      const holder = yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
+        yield* conn.session.hold
+        yield* Deferred.succeed(elsewhere, undefined)
+        yield* Deferred.await(done)
+      })))
+      yield* Deferred.await(elsewhere)
+      // (the wait is interruptible: the timeout ends it)
+      const waited = yield* conn.execute("SELECT 9").pipe(Effect.timeoutOption("50 millis"))
+      expect(Option.isNone(waited)).toBe(true)
+      yield* Deferred.succeed(done, undefined)
+      yield* Fiber.join(holder)
+      expect((yield* conn.execute("SELECT 9")).rows).toEqual([[9]])
+      yield* Scope.close(scope, Exit.void)
     }))
 
   it.effect("interrupting the wait for a hold leaves no hold behind", () =>

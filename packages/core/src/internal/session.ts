@@ -17,6 +17,7 @@ import type * as Fiber from "effect/Fiber"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import { ConnectionError, type ProtocolError } from "../PgError.ts"
 import type { ProtocolHandler, ResponseHandler, Session, SessionHold } from "../Session.ts"
@@ -61,9 +62,16 @@ export class SessionImpl implements Session {
    */
   private lockUsers = 0
 
-  /** Whether `held` (a fiber's `HeldSessions`) holds this session. */
-  holds(held: ReadonlySet<SessionImpl>): boolean {
-    return held.has(this)
+  /**
+   * The fiber that took the current `hold`: its statements go through without
+   * the hold's `run`, so code that only got the connection (a transaction's
+   * body, `PgSql.connection`) can use it directly.
+   */
+  private holder: Fiber.Fiber<unknown, unknown> | undefined = undefined
+
+  /** Whether `fiber` holds this session: it took the hold, or runs inside `exclusive` or a hold's `run`. */
+  heldBy(fiber: Fiber.Fiber<unknown, unknown>): boolean {
+    return fiber === this.holder || fiber.getRef(HeldSessions).has(this)
   }
 
   /**
@@ -73,7 +81,7 @@ export class SessionImpl implements Session {
    */
   canPipeline(fiber: Fiber.Fiber<unknown, unknown>): boolean {
     return this.autocommit && !this.interruptions.settling && this.lockUsers === 0 && !this.wire.closed &&
-      !this.holds(fiber.getRef(HeldSessions)) && fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
+      !this.heldBy(fiber) && fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer
   }
 
   get settling(): boolean {
@@ -152,9 +160,9 @@ export class SessionImpl implements Session {
    * once the statements pipelined before it have been answered.
    */
   exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.flatMap(HeldSessions, (held) => {
-      if (this.holds(held)) return effect
-      const next = new Set(held).add(this)
+    return Effect.withFiber((fiber) => {
+      if (this.heldBy(fiber)) return effect
+      const next = new Set(fiber.getRef(HeldSessions)).add(this)
       return this.locked(Effect.andThen(this.quiet, Effect.provideService(effect, HeldSessions, next)))
     })
   }
@@ -162,11 +170,13 @@ export class SessionImpl implements Session {
   /**
    * `exclusive` for the life of a scope, or until `release`: the lock is
    * taken in a scope of its own, forked from the caller's, that `release`
-   * closes early. Only the wait for the lock is interruptible.
+   * closes early. Only the wait for the lock is interruptible. The fiber
+   * that takes it is the `holder` until then.
    */
   get hold(): Effect.Effect<SessionHold, never, Scope.Scope> {
-    return Effect.flatMap(HeldSessions, (held) => {
-      if (this.holds(held)) return Effect.succeed(holdOf(held, Effect.void))
+    return Effect.withFiber((fiber) => {
+      const held = new Set(fiber.getRef(HeldSessions)).add(this)
+      if (this.heldBy(fiber)) return Effect.succeed(holdOf(held, Effect.void))
       return Effect.uninterruptibleMask((restore) =>
         Effect.gen({ self: this }, function*() {
           const scope = yield* Scope.fork(yield* Effect.scope)
@@ -178,7 +188,12 @@ export class SessionImpl implements Session {
             Scope.provide(scope),
             Effect.onInterrupt(() => Scope.close(scope, Exit.void))
           )
-          return holdOf(new Set(held).add(this), Scope.close(scope, Exit.void))
+          this.holder = fiber
+          // added after the lock's release, so it runs before it
+          yield* Scope.addFinalizer(scope, Effect.sync(() => {
+            if (this.holder === fiber) this.holder = undefined
+          }))
+          return holdOf(held, Scope.close(scope, Exit.void))
         })
       )
     })
@@ -202,8 +217,8 @@ export class SessionImpl implements Session {
    * and `Interruptions.abandon` deals with the statement in the background.
    */
   request<A>(frames: ReadonlyArray<Uint8Array>, handler: ResponseHandler<A>) {
-    return Effect.flatMap(HeldSessions, (held) => {
-      if (this.holds(held)) return this.requestLock.withPermit(this.sendHeld(frames, handler))
+    return Effect.withFiber((fiber) => {
+      if (this.heldBy(fiber)) return this.requestLock.withPermit(this.sendHeld(frames, handler))
       return this.sendShared(frames, handler)
     })
   }
@@ -232,7 +247,8 @@ export class SessionImpl implements Session {
           return Effect.andThen(restore(this.settled), this.sendShared(frames, handler))
         }
         if (!this.autocommit || this.lockUsers > 0) {
-          return this.locked(this.sendNow(frames, handler, restore))
+          // the wait for the lock is interruptible (nothing is sent yet); the send is not
+          return restore(this.locked(Effect.uninterruptibleMask((inner) => this.sendNow(frames, handler, inner))))
         }
         return this.sendNow(frames, handler, restore)
       })
@@ -271,9 +287,9 @@ export class SessionImpl implements Session {
   }
 
   send(frames: ReadonlyArray<Uint8Array>, handler: ProtocolHandler) {
-    return Effect.flatMap(HeldSessions, (held) =>
+    return Effect.withFiber((fiber) =>
       Effect.suspend(() => {
-        if (!this.holds(held)) {
+        if (!this.heldBy(fiber)) {
           return Effect.die(new Error("Session.send must run inside Session.exclusive"))
         }
         if (this.wire.closed) return Effect.fail(this.notOpen())
@@ -333,5 +349,6 @@ export class SessionImpl implements Session {
 
 const holdOf = (held: ReadonlySet<SessionImpl>, release: Effect.Effect<void>): SessionHold => ({
   run: (effect) => Effect.provideService(effect, HeldSessions, held),
+  runStream: (stream) => Stream.provideService(stream, HeldSessions, held),
   release
 })

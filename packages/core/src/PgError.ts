@@ -17,6 +17,7 @@
  *
  * @since 0.1.0
  */
+import type * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as SqlError from "effect/sql/SqlError"
 
@@ -145,7 +146,32 @@ interface ServerErrorFields extends Diagnostic {
   readonly query: string | undefined
 }
 
-const ServerErrorBase = <const Tag extends string>(tag: Tag) =>
+/**
+ * An instance of a server error class (`UniqueViolation`, `ServerError`, …): named so the
+ * classes' declarations can be emitted (the inferred base type uses effect's private names).
+ *
+ * @since 0.1.0
+ */
+export interface ServerErrorInstance<Tag extends string> extends Cause.YieldableError, ServerErrorFields {
+  /** The class's name, for `Effect.catchTag`. */
+  readonly _tag: Tag
+  /** The server's primary message (restated: `Error`'s is not readonly). */
+  readonly message: string
+  /** psycopg's DBAPI class of this SQLSTATE. */
+  readonly errorClass: ErrorClass
+}
+
+/**
+ * The constructor of a server error class.
+ *
+ * @since 0.1.0
+ */
+export interface ServerErrorClass<Tag extends string> {
+  /** An error from the fields of the server's `ErrorResponse` and the statement that failed. */
+  new(fields: ServerErrorFields): ServerErrorInstance<Tag>
+}
+
+const ServerErrorBase = <const Tag extends string>(tag: Tag): ServerErrorClass<Tag> =>
   class extends Data.TaggedError(tag)<ServerErrorFields> {
     /** psycopg's DBAPI class of this SQLSTATE. */
     get errorClass(): ErrorClass {

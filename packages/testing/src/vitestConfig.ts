@@ -19,6 +19,7 @@
  * @since 0.1.0
  */
 import * as net from "node:net"
+import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
 /**
@@ -94,7 +95,10 @@ export const resolveTargets = async (env: NodeJS.ProcessEnv = process.env): Prom
  *
  * @since 0.1.0
  */
-export const globalSetupPath: string = fileURLToPath(new URL("./globalSetup.ts", import.meta.url))
+export const globalSetupPath: string = fileURLToPath(
+  // globalSetup.ts next to the sources, globalSetup.js next to the built dist/vitestConfig.js
+  new URL(`./globalSetup${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url)
+)
 
 /**
  * A vitest project per target (`extends: true`: the root config's other options apply), each

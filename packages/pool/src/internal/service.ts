@@ -11,7 +11,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { CheckoutError, CheckoutOptions, ConnectionPool as Pool, Options } from "../ConnectionPool.ts"
+import type { CheckoutError, CheckoutOptions, ConnectionPool as Pool, Options } from "./model.ts"
 import { PoolConfigError } from "../PoolError.ts"
 import { checkSize, makeState, type PoolSettings, type PoolState } from "./pool.ts"
 

@@ -37,7 +37,6 @@ export { checkSize, describeCause, type PoolSettings } from "./pool/state.ts"
 
 /** The pool: its life cycle (open, wait, close, background tasks) over the layers in `./pool/`. */
 export class PoolState extends PoolMaintenance {
-
   /** psycopg's `wait()`: until `minSize` connections are idle; on timeout the pool closes. */
   wait(timeoutMs: number): Effect.Effect<void, PoolTimeout | PoolClosed> {
     return Effect.suspend((): Effect.Effect<void, PoolTimeout | PoolClosed> => {

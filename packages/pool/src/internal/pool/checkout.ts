@@ -17,7 +17,6 @@ import { PoolReturns } from "./returning.ts"
 import { describeCause, type Pooled, type Restore, seconds } from "./state.ts"
 
 export abstract class PoolCheckout extends PoolReturns {
-
   /**
    * The oldest idle connection (FIFO). Connections the server already closed
    * while idle (their socket says so; no round trip) are replaced, never
@@ -224,7 +223,6 @@ export abstract class PoolCheckout extends PoolReturns {
       })
     )
   }
-
 }
 
 /** Who checks a connection out: the span around the checkout (or a stack), for leak reports. */

@@ -16,7 +16,6 @@ import { PoolBase } from "./state.ts"
 import { describeCause, type Pooled, seconds } from "./state.ts"
 
 export abstract class PoolGrowth extends PoolBase {
-
   /**
    * One connection attempt, configured: `connections_*` counted here. A
    * configure failure (or a configure that leaves the session out of IDLE)
@@ -195,7 +194,6 @@ export abstract class PoolGrowth extends PoolBase {
       return Effect.void
     })
   }
-
 }
 
 

@@ -10,7 +10,6 @@ import { PoolSharing } from "./sharing.ts"
 import { checkSize, describeCause, type Pooled, seconds } from "./state.ts"
 
 export abstract class PoolMaintenance extends PoolSharing {
-
   /**
    * Checks one connection taken out of the idle queue: expired ones are
    * replaced; one that fails `query` (or does not answer in time) is counted
@@ -140,5 +139,4 @@ export abstract class PoolMaintenance extends PoolSharing {
       )
     })
   }
-
 }

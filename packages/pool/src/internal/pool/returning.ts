@@ -10,7 +10,6 @@ import { PoolGrowth } from "./grow.ts"
 import { describeCause, type Pooled } from "./state.ts"
 
 export abstract class PoolReturns extends PoolGrowth {
-
   /** The return path of a checkout, whatever its exit. */
   protected release(pooled: Pooled, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -46,6 +45,12 @@ export abstract class PoolReturns extends PoolGrowth {
     })
   }
 
+  /**
+   * psycopg's connection context on exit (`with pool.connection()`): after a
+   * failure an open transaction is rolled back quietly; after success, the
+   * implicit transaction of an `autocommit: false` connection is committed.
+   * Problems are logged; the scope's own outcome stands.
+   */
   protected endBlock(pooled: Pooled, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     return Effect.suspend(() => {
       const conn = pooled.conn
@@ -53,25 +58,29 @@ export abstract class PoolReturns extends PoolGrowth {
       const status = conn.info.transactionStatus
       const failed = Exit.isFailure(exit)
       if (failed && (status === "INTRANS" || status === "INERROR")) {
-        return Effect.flatMap(
-          this.bounded(conn, conn.rollback, this.settings.cleanupTimeoutMs, "rollback"),
-          (done) =>
-            Exit.isFailure(done)
-              ? this.warn(`error ignored in rollback on ${this.describe(pooled)}: ${describeCause(done.cause)}`)
-              : Effect.void
-        )
+        return this.endQuietly(pooled, conn.rollback, "rollback", "error ignored in rollback on")
       }
       if (!failed && !conn.autocommit && status === "INTRANS") {
-        return Effect.flatMap(
-          this.bounded(conn, conn.commit, this.settings.cleanupTimeoutMs, "commit"),
-          (done) =>
-            Exit.isFailure(done)
-              ? this.warn(`commit failed on returned connection ${this.describe(pooled)}: ${describeCause(done.cause)}`)
-              : Effect.void
-        )
+        return this.endQuietly(pooled, conn.commit, "commit", "commit failed on returned connection")
       }
       return Effect.void
     })
+  }
+
+  /** A bounded ROLLBACK / COMMIT of a returned connection; a failure is logged, never raised. */
+  protected endQuietly(
+    pooled: Pooled,
+    step: Effect.Effect<void, unknown>,
+    what: string,
+    problem: string
+  ): Effect.Effect<void> {
+    return Effect.flatMap(
+      this.bounded(pooled.conn, step, this.settings.cleanupTimeoutMs, what),
+      (done) =>
+        Exit.isFailure(done)
+          ? this.warn(`${problem} ${this.describe(pooled)}: ${describeCause(done.cause)}`)
+          : Effect.void
+    )
   }
 
   /** `putconn`: the return path of a checked-out connection. */
@@ -163,5 +172,4 @@ export abstract class PoolReturns extends PoolGrowth {
       }
     })
   }
-
 }

@@ -10,7 +10,6 @@ import { PoolCheckout } from "./checkout.ts"
 import { type Pooled, type Restore, STALLED_MS } from "./state.ts"
 
 export abstract class PoolSharing extends PoolCheckout {
-
   /** Connections lent to `share`, each while statements run on it (`sharers`). */
   protected readonly sharing: Array<Pooled> = []
 
@@ -78,11 +77,4 @@ export abstract class PoolSharing extends PoolCheckout {
       return Effect.andThen(this.release(pooled, exit), exit)
     })
   }
-
-  /**
-   * psycopg's connection context on exit (`with pool.connection()`): after a
-   * failure an open transaction is rolled back quietly; after success, the
-   * implicit transaction of an `autocommit: false` connection is committed.
-   * Problems are logged; the scope's own outcome stands.
-   */
 }

@@ -273,5 +273,4 @@ export abstract class PoolBase {
   stats(reset: boolean): Effect.Effect<PoolStats> {
     return Effect.sync(() => ({ ...this.counters.snapshot(reset), ...this.gauges() }))
   }
-
 }
